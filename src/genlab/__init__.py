@@ -1,0 +1,22 @@
+"""genlab: a generative-AI workbench. Train, sample, evaluate and serve generative models on a laptop CPU.
+
+    import genlab
+    run = genlab.train("text:pydocs", family="gpt", max_steps=500)
+    print(genlab.load(run).generate(prompt="The ", seed=1))
+"""
+
+__version__ = "0.1.0"
+
+_API = ("evaluate", "export", "load", "sample", "train")
+
+
+def __getattr__(name: str):
+    # imported lazily so that `genlab --help` and the CLI's thread settings come before torch loads
+    if name in _API:
+        from genlab import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'genlab' has no attribute {name!r}")
+
+
+__all__ = ["__version__", *_API]

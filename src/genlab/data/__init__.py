@@ -1,0 +1,65 @@
+"""Datasets by name or path. A dataset knows its modality, its train/validation split and its
+preprocessing; the preprocessing is saved with the model so that sampling decodes back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from genlab.data.text import BUILTIN_TEXT, TokenizedCorpus, prepare_text, random_windows
+from genlab.data.tokenizer import load_tokenizer
+
+
+class TextData:
+    """A tokenized corpus served as random next-token windows of `block_size` tokens."""
+
+    modality = "text"
+    unit = "tok"  # what the progress bar counts per second
+
+    def __init__(self, corpus: TokenizedCorpus, block_size: int):
+        self.corpus = corpus
+        self.tokenizer = corpus.tokenizer
+        self.block_size = block_size
+
+    def model_settings(self) -> dict:
+        """Settings the model must take from the data."""
+        return {"vocab_size": self.tokenizer.vocab_size}
+
+    def batch(self, split: str, batch_size: int, generator: torch.Generator):
+        data = self.corpus.train if split == "train" else self.corpus.val
+        return random_windows(data, batch_size, self.block_size, generator)
+
+    def items_in(self, batch) -> int:
+        return batch[0].numel()
+
+    def describe(self) -> dict:
+        return {
+            "modality": "text",
+            "source": self.corpus.source,
+            "content_sha256": self.corpus.content_hash,
+            "train_tokens": int(len(self.corpus.train)),
+            "val_tokens": int(len(self.corpus.val)),
+        }
+
+    def preprocessing(self) -> dict:
+        return {"tokenizer": {"kind": self.tokenizer.kind, "vocab_size": self.tokenizer.vocab_size}}
+
+    def save(self, run_dir: Path) -> None:
+        self.tokenizer.save(Path(run_dir) / "tokenizer.json")
+
+
+def open_data(source: str, *, block_size: int, tokenizer: str = "char", vocab_size: int | None = None,
+              val_fraction: float = 0.1) -> TextData:
+    """Open a dataset by name (`text:pydocs`) or path, prepared for training."""
+    corpus = prepare_text(source, tokenizer, vocab_size, val_fraction)
+    return TextData(corpus, block_size)
+
+
+def load_preprocessing(run_dir: Path, preprocessing: dict):
+    """The tokenizer a run was trained with."""
+    tok = preprocessing["tokenizer"]
+    return load_tokenizer(tok["kind"], Path(run_dir) / "tokenizer.json")
+
+
+__all__ = ["BUILTIN_TEXT", "TextData", "load_preprocessing", "open_data"]

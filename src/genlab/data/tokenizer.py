@@ -1,0 +1,133 @@
+"""Tokenizers: character level, and byte-level BPE trained with Hugging Face `tokenizers`.
+
+Both turn text into a 1-D array of ids and back, exactly. A tokenizer is saved with the model
+(`tokenizer.json`) so that sampling decodes with the very vocabulary the model was trained on.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from genlab.errors import GenlabError
+from genlab.io import atomic_write_text
+
+
+class CharTokenizer:
+    """One id per distinct character of the training corpus (sorted by code point)."""
+
+    kind = "char"
+
+    def __init__(self, chars: str):
+        self.chars = chars
+        self.codepoints = np.array([ord(c) for c in chars], dtype=np.int64)  # sorted
+        self.vocab_size = len(chars)
+
+    @classmethod
+    def train(cls, text: str, vocab_size: int | None = None) -> CharTokenizer:
+        return cls("".join(sorted(set(text))))
+
+    def encode(self, text: str) -> np.ndarray:
+        if not text:
+            return np.zeros(0, dtype=np.int64)
+        # vectorised lookup: code points -> positions in the sorted vocabulary
+        cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+        ids = np.searchsorted(self.codepoints, cps).clip(0, self.vocab_size - 1)
+        unknown = self.codepoints[ids] != cps
+        if unknown.any():
+            missing = sorted({chr(c) for c in cps[unknown]})
+            shown = "".join(missing[:20])
+            raise GenlabError(
+                f"the text has {len(missing)} character(s) this character-level model never saw in training: "
+                f"{shown!r}; remove them, or train with --tokenizer bpe"
+            )
+        return ids
+
+    def decode(self, ids) -> str:
+        return "".join(self.chars[i] for i in np.asarray(ids, dtype=np.int64).tolist())
+
+    def save(self, path: Path) -> None:
+        atomic_write_text(path, json.dumps({"kind": "char", "chars": self.chars}, ensure_ascii=False))
+
+    @classmethod
+    def load(cls, path: Path) -> CharTokenizer:
+        return cls(json.loads(Path(path).read_text(encoding="utf-8"))["chars"])
+
+
+class BPETokenizer:
+    """Byte-level BPE (GPT-2 style): any text round-trips, no unknown characters."""
+
+    kind = "bpe"
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.vocab_size = tokenizer.get_vocab_size()
+
+    @classmethod
+    def train(cls, text: str, vocab_size: int | None = None) -> BPETokenizer:
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+        vocab_size = vocab_size or 1024
+        if vocab_size < 257:
+            raise GenlabError(f"--vocab-size {vocab_size} is too small for byte-level BPE; use 257 or more")
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
+        tok.train_from_iterator(_chunks(text), trainer=trainer, length=None)
+        return cls(tok)
+
+    def encode(self, text: str) -> np.ndarray:
+        if not text:
+            return np.zeros(0, dtype=np.int64)
+        # encode line chunks in parallel; byte-level pre-tokenization never merges across a newline boundary
+        pieces = list(_chunks(text))
+        encs = self.tokenizer.encode_batch(pieces, add_special_tokens=False)
+        return np.concatenate([np.asarray(e.ids, dtype=np.int64) for e in encs])
+
+    def decode(self, ids) -> str:
+        return self.tokenizer.decode(np.asarray(ids, dtype=np.int64).tolist(), skip_special_tokens=False)
+
+    def save(self, path: Path) -> None:
+        atomic_write_text(path, self.tokenizer.to_str())
+
+    @classmethod
+    def load(cls, path: Path) -> BPETokenizer:
+        from tokenizers import Tokenizer
+
+        return cls(Tokenizer.from_file(str(path)))
+
+
+def _chunks(text: str, size: int = 1 << 16):
+    """Split text into ~64 KiB pieces at newlines so that each piece tokenizes independently."""
+    start = 0
+    while start < len(text):
+        end = min(start + size, len(text))
+        if end < len(text):
+            nl = text.rfind("\n", start, end)
+            end = nl + 1 if nl > start else end
+        yield text[start:end]
+        start = end
+
+
+TOKENIZERS = {"char": CharTokenizer, "bpe": BPETokenizer}
+
+
+def train_tokenizer(kind: str, text: str, vocab_size: int | None = None):
+    if kind not in TOKENIZERS:
+        raise GenlabError(f"unknown tokenizer {kind!r}; choose one of: {', '.join(TOKENIZERS)}")
+    return TOKENIZERS[kind].train(text, vocab_size)
+
+
+def load_tokenizer(kind: str, path: Path):
+    if kind not in TOKENIZERS:
+        raise GenlabError(f"unknown tokenizer {kind!r} in {path}; the run directory may come from a newer genlab")
+    if not Path(path).is_file():
+        raise GenlabError(f"{path} is missing; the run directory is incomplete")
+    return TOKENIZERS[kind].load(path)

@@ -1,0 +1,17 @@
+"""The registry of model families: name -> Family. Nothing outside a family branches on its name."""
+
+from __future__ import annotations
+
+from genlab.errors import GenlabError
+from genlab.families.base import Family
+from genlab.families.gpt import GPTFamily
+from genlab.families.lstm import LSTMFamily
+
+FAMILIES: dict[str, Family] = {f.name: f for f in (GPTFamily(), LSTMFamily())}
+
+
+def get_family(name: str) -> Family:
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise GenlabError(f"unknown family {name!r}; choose one of: {', '.join(FAMILIES)}") from None

@@ -1,0 +1,71 @@
+"""The contract between a model family and the rest of genlab.
+
+A family is a config dataclass, an nn.Module built from it, and the loss of a batch. The trainer,
+CLI and sampler only talk to this interface and never branch on a family's name (minGPT's trainer
+"has nothing to do with GPT"). A family whose training is not "one loss, one optimizer" (a GAN)
+overrides `make_optimizers` and `train_step`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from genlab.errors import GenlabError
+
+
+class Family:
+    name: ClassVar[str]
+    config_class: ClassVar[type]
+    # what a batch holds: "tokens" = (inputs, targets) id windows; later modalities add their own
+    batch_kind: ClassVar[str] = "tokens"
+
+    def make_config(self, values: dict[str, Any]):
+        """Build the config from a dict, refusing unknown keys by name."""
+        fields = {f.name for f in dataclasses.fields(self.config_class)}
+        unknown = sorted(set(values) - fields)
+        if unknown:
+            raise GenlabError(
+                f"unknown {self.name} setting(s): {', '.join(unknown)}; known ones are: {', '.join(sorted(fields))}"
+            )
+        return self.config_class(**values)
+
+    def build(self, config) -> nn.Module:
+        raise NotImplementedError
+
+    def loss(self, model: nn.Module, batch) -> torch.Tensor:
+        raise NotImplementedError
+
+    def make_optimizers(self, model: nn.Module, lr: float, weight_decay: float, betas, fused: bool):
+        """One AdamW over all parameters; decay only matrices (nanoGPT's grouping)."""
+        params = [p for p in model.parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ]
+        return {"model": torch.optim.AdamW(groups, lr=lr, betas=betas, fused=fused or None)}
+
+    def train_step(self, model: nn.Module, batch, optimizers: dict, step_context) -> dict[str, float]:
+        """One gradient step: loss, backward, clip, update. Returns the figures to log."""
+        (opt,) = optimizers.values()
+        with step_context.autocast():
+            loss = self.loss(model, batch)
+        loss.backward()
+        grad_norm = step_context.clip(model.parameters())
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return {"loss": loss.detach(), "grad_norm": grad_norm}
+
+
+class LanguageModelFamily(Family):
+    """A family whose model maps token ids (B, T) to next-token logits (B, T, vocab)."""
+
+    batch_kind = "tokens"
+
+    def loss(self, model: nn.Module, batch) -> torch.Tensor:
+        x, y = batch
+        logits = model(x)
+        return nn.functional.cross_entropy(logits.view(-1, logits.size(-1)).float(), y.reshape(-1))

@@ -1,0 +1,76 @@
+"""LSTM: a recurrent language model.
+
+Implements a multi-layer LSTM (Hochreiter & Schmidhuber 1997) language model in the style of
+char-rnn (Karpathy 2015) and the regularised LSTM of Zaremba et al. 2014: token embedding, a stack
+of LSTM layers with dropout between them, and a linear head (tied to the embedding when sizes
+match, Press & Wolf 2017). Training uses truncated back-propagation through random windows;
+sampling carries the hidden state forward, so the context is not limited to the training window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from genlab.families.base import LanguageModelFamily
+
+
+@dataclass
+class LSTMConfig:
+    vocab_size: int = 65
+    block_size: int = 128  # length of the training windows (truncated BPTT)
+    n_layer: int = 2
+    n_embd: int = 256  # embedding and hidden size
+    dropout: float = 0.0
+    tie_weights: bool = True
+
+
+class LSTMState:
+    """The (h, c) state of every layer, carried from one sampling step to the next."""
+
+    def __init__(self):
+        self.hc: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.pos = 0
+
+
+class LSTM(nn.Module):
+    def __init__(self, config: LSTMConfig):
+        super().__init__()
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.drop = nn.Dropout(config.dropout)
+        self.rnn = nn.LSTM(
+            config.n_embd, config.n_embd, num_layers=config.n_layer, batch_first=True,
+            dropout=config.dropout if config.n_layer > 1 else 0.0,
+        )
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size)
+        if config.tie_weights:
+            self.lm_head.weight = self.wte.weight
+        nn.init.normal_(self.wte.weight, std=0.02)
+        nn.init.zeros_(self.lm_head.bias)
+
+    @property
+    def max_context(self) -> None:
+        return None  # the state summarises any amount of history
+
+    def new_cache(self, batch_size: int, max_len: int | None = None) -> LSTMState:
+        return LSTMState()
+
+    def forward(self, idx: torch.Tensor, cache: LSTMState | None = None) -> torch.Tensor:
+        """Token ids (B, T) -> next-token logits (B, T, vocab). With a state, idx continues it."""
+        x = self.drop(self.wte(idx))  # (B, T, C)
+        out, hc = self.rnn(x, cache.hc if cache is not None else None)
+        if cache is not None:
+            cache.hc = hc
+            cache.pos += idx.size(1)
+        return self.lm_head(self.drop(out))
+
+
+class LSTMFamily(LanguageModelFamily):
+    name = "lstm"
+    config_class = LSTMConfig
+
+    def build(self, config: LSTMConfig) -> LSTM:
+        return LSTM(config)

@@ -1,0 +1,1 @@
+"""Responsible use: model cards now; watermarks, provenance and content filters as they come."""

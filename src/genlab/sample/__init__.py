@@ -1,0 +1,1 @@
+"""Sampling controls shared by families: logits processors and generation loops."""

@@ -1,0 +1,160 @@
+"""Checkpoints: a run directory that survives a kill at any moment, and resumes exactly.
+
+    RUN/
+      config.json            family, model, tokenizer, data and training settings
+      model.safetensors      the newest weights (a hard link to the last checkpoint's)
+      tokenizer.json, README.md (model card), metrics.jsonl, metrics.json (eval)
+      trainer_state.json     which checkpoint is last and which is best; written last, atomically
+      checkpoints/checkpoint-N/{model.safetensors, training_state.safetensors, state.json}
+
+A checkpoint folder is written under a temporary name and renamed into place; only then does
+trainer_state.json point at it. So the pointer always names a complete checkpoint. Optimizer
+moments and RNG states are tensors in safetensors and everything else is JSON: nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genlab.errors import GenlabError
+from genlab.io import atomic_write_json, fsync_dir, load_tensors, read_json, save_tensors
+
+
+def model_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict with tied weights stored once (safetensors refuses shared storage)."""
+    seen: dict[int, str] = {}
+    out = {}
+    for name, t in model.state_dict().items():
+        key = (t.data_ptr(), t.shape, t.stride()) if t.numel() else None
+        if key is not None and key in seen:
+            continue
+        if key is not None:
+            seen[key] = name
+        out[name] = t
+    return out
+
+
+def load_model_tensors(model: torch.nn.Module, path: Path) -> None:
+    tensors = load_tensors(path)
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    # tied weights are saved under one name only: the other alias shows up as "missing"
+    tied = {n for n in missing if _is_tied_alias(model, n, tensors)}
+    missing = [n for n in missing if n not in tied]
+    if missing or unexpected:
+        raise GenlabError(
+            f"{path} does not match the model in config.json (missing {missing[:3]}, unexpected {unexpected[:3]}); "
+            "the run directory is mixed up or from another genlab version"
+        )
+
+
+def _is_tied_alias(model: torch.nn.Module, name: str, saved: dict) -> bool:
+    state = model.state_dict()
+    t = state[name]
+    return any(k in saved and state[k].data_ptr() == t.data_ptr() for k in state if k != name)
+
+
+def _flatten(prefix: str, obj: Any, tensors: dict, meta: Any = None):
+    """Split a nested dict/list of tensors and plain values into {name: tensor} and a JSON skeleton."""
+    if isinstance(obj, torch.Tensor):
+        tensors[prefix] = obj
+        return {"__tensor__": prefix}
+    if isinstance(obj, dict):
+        return {"__dict__": [[_key(k), _flatten(f"{prefix}.{k}", v, tensors)] for k, v in obj.items()]}
+    if isinstance(obj, (list, tuple)):
+        return [_flatten(f"{prefix}.{i}", v, tensors) for i, v in enumerate(obj)]
+    return obj
+
+
+def _key(k):
+    return {"int": k} if isinstance(k, int) else k
+
+
+def _unflatten(skel: Any, tensors: dict):
+    if isinstance(skel, dict) and "__tensor__" in skel:
+        return tensors[skel["__tensor__"]]
+    if isinstance(skel, dict) and "__dict__" in skel:
+        return {(k["int"] if isinstance(k, dict) else k): _unflatten(v, tensors) for k, v in skel["__dict__"]}
+    if isinstance(skel, list):
+        return [_unflatten(v, tensors) for v in skel]
+    return skel
+
+
+def rng_states() -> dict[str, torch.Tensor]:
+    states = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            states[f"cuda{i}"] = s
+    return states
+
+
+def set_rng_states(states: dict[str, torch.Tensor]) -> None:
+    torch.set_rng_state(states["torch"])
+    cuda = [states[k] for k in sorted(states) if k.startswith("cuda")]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
+
+
+def save_checkpoint(run_dir: Path, step: int, model, optimizers: dict, state: dict, keep: set[str]) -> str:
+    """Write checkpoint-<step> atomically, point trainer_state.json at it, link model.safetensors."""
+    run_dir = Path(run_dir)
+    ckpt_root = run_dir / "checkpoints"
+    ckpt_root.mkdir(parents=True, exist_ok=True)
+    name = f"checkpoint-{step}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=ckpt_root))
+    try:
+        save_tensors(tmp / "model.safetensors", model_tensors(model))
+        tensors: dict[str, torch.Tensor] = {}
+        skeleton = {
+            "optimizers": {k: _flatten(f"opt.{k}", o.state_dict(), tensors) for k, o in optimizers.items()},
+            "rng": _flatten("rng", rng_states(), tensors),
+        }
+        save_tensors(tmp / "training_state.safetensors", tensors)
+        atomic_write_json(tmp / "state.json", {"step": step, **state, "skeleton": skeleton})
+        final = ckpt_root / name
+        if final.exists():  # the same step saved twice (never the one trainer_state points at: see below)
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        fsync_dir(ckpt_root)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    # publish: newest weights at the top level for genlab.load / Hugging Face style tools
+    link_tmp = run_dir / f".model.safetensors.{os.getpid()}.tmp"
+    link_tmp.unlink(missing_ok=True)
+    try:
+        os.link(final / "model.safetensors", link_tmp)
+    except OSError:
+        shutil.copyfile(final / "model.safetensors", link_tmp)
+    os.replace(link_tmp, run_dir / "model.safetensors")
+    atomic_write_json(run_dir / "trainer_state.json", {"last_checkpoint": name, **state, "step": step})
+    for old in ckpt_root.glob("checkpoint-*"):
+        if old.name != name and old.name not in keep:
+            shutil.rmtree(old, ignore_errors=True)
+    return name
+
+
+def read_trainer_state(run_dir: Path) -> dict:
+    path = Path(run_dir) / "trainer_state.json"
+    if not path.is_file():
+        raise GenlabError(f"{run_dir} has no trainer_state.json: it never reached a checkpoint; start it anew")
+    return read_json(path)
+
+
+def load_checkpoint(run_dir: Path, model, optimizers: dict) -> dict:
+    """Restore weights, optimizer moments and RNG streams of the last checkpoint; return its state."""
+    trainer_state = read_trainer_state(run_dir)
+    folder = Path(run_dir) / "checkpoints" / trainer_state["last_checkpoint"]
+    load_model_tensors(model, folder / "model.safetensors")
+    state = read_json(folder / "state.json")
+    tensors = load_tensors(folder / "training_state.safetensors")
+    skeleton = state.pop("skeleton")
+    for k, opt in optimizers.items():
+        opt.load_state_dict(_unflatten(skeleton["optimizers"][k], tensors))
+    set_rng_states(_unflatten(skeleton["rng"], tensors))
+    return state

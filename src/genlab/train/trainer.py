@@ -1,0 +1,260 @@
+"""The one training loop, for every family.
+
+It knows nothing about any one model: it asks the family for a model, its optimizers and one
+training step, and the data for batches. It owns what every run needs: the learning-rate
+schedule (linear warmup, cosine decay to a floor), evaluation, logging, atomic checkpoints and
+exact resume (same weights, optimizer, schedule, RNG streams and data position).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import statistics
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from genlab.data import open_data
+from genlab.errors import GenlabError
+from genlab.families import get_family
+from genlab.io import atomic_write_json, atomic_write_text, read_json
+from genlab.runtime import autocast_context, pick_device, pick_precision, setup_threads
+from genlab.train.checkpoint import load_checkpoint, read_trainer_state, save_checkpoint
+from genlab.train.config import TrainConfig
+
+EVAL_SEED = 20240601  # evaluation always reads the same validation windows, so numbers compare
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup to lr, then cosine decay to min_lr at lr_decay_steps, then flat (nanoGPT)."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / (cfg.warmup_steps + 1)
+    decay_steps = cfg.lr_decay_steps or cfg.max_steps
+    if step >= decay_steps:
+        return cfg.min_lr
+    ratio = (step - cfg.warmup_steps) / max(1, decay_steps - cfg.warmup_steps)
+    return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (cfg.lr - cfg.min_lr)
+
+
+def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
+    """The data RNG of one step, derived from the run's seed: resuming at any step reads the same batches."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + step * 7919 + rank * 104_729) % (2**63))
+
+
+class StepContext:
+    """What a family's train_step may use: mixed precision and gradient clipping, as configured."""
+
+    def __init__(self, device: torch.device, precision: str, grad_clip: float):
+        self.device, self.precision, self.grad_clip = device, precision, grad_clip
+
+    def autocast(self):
+        return autocast_context(self.device, self.precision)
+
+    def clip(self, params) -> torch.Tensor | None:
+        if self.grad_clip > 0:
+            return torch.nn.utils.clip_grad_norm_(list(params), self.grad_clip, foreach=True)
+        return None
+
+
+def default_run_dir(cfg: TrainConfig) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", Path(cfg.data).name if ":" not in cfg.data else cfg.data).strip("-")
+    return Path("runs") / f"{cfg.family}-{slug or 'data'}"
+
+
+@torch.no_grad()
+def evaluate_loss(family, model, data, batch_size: int, n_batches: int, device, precision: str) -> float:
+    """Mean loss over a fixed set of validation batches (the same ones at every evaluation)."""
+    was_training = model.training
+    model.eval()
+    gen = torch.Generator().manual_seed(EVAL_SEED)
+    losses = []
+    for _ in range(n_batches):
+        batch = tuple(t.to(device) for t in data.batch("val", batch_size, gen))
+        with autocast_context(device, precision):
+            losses.append(family.loss(model, batch).float().item())
+    model.train(was_training)
+    return sum(losses) / len(losses)
+
+
+def train(cfg: TrainConfig | None = None, *, resume: str | os.PathLike | None = None, overrides: dict | None = None,
+          quiet: bool = False) -> Path:
+    """Train a model (or continue one) and return its run directory."""
+    setup_threads()
+    if resume is not None:
+        run_dir = Path(resume)
+        cfg, model_config_dict = _resume_config(run_dir, overrides or {})
+    else:
+        assert cfg is not None
+        run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
+        if (run_dir / "config.json").exists():
+            raise GenlabError(
+                f"{run_dir} already holds a run; continue it with --resume {run_dir}, or choose another --out"
+            )
+        model_config_dict = None
+    cfg.validate()
+    family = get_family(cfg.family)
+    device = pick_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+
+    block_size = (model_config_dict or cfg.model).get("block_size", family.config_class().block_size)
+    data = open_data(cfg.data, block_size=block_size, tokenizer=cfg.tokenizer, vocab_size=cfg.vocab_size,
+                     val_fraction=cfg.val_fraction)
+    if model_config_dict is None:
+        model_config = family.make_config({**cfg.model, **data.model_settings()})
+    else:
+        model_config = family.make_config(model_config_dict)
+        if data.model_settings()["vocab_size"] != model_config.vocab_size:
+            raise GenlabError(f"the data of {run_dir} changed since training began; resume needs the same data")
+    model = family.build(model_config).to(device)
+    precision = pick_precision(cfg.precision, device, model)
+    optimizers = family.make_optimizers(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2),
+                                        fused=device.type == "cpu")
+    n_params = sum(p.numel() for p in model.parameters())
+
+    state = {"best_val_loss": None, "best_checkpoint": None, "elapsed_s": 0.0}
+    if resume is not None:
+        loaded = load_checkpoint(run_dir, model, optimizers)
+        start = loaded["step"]
+        state.update({k: loaded[k] for k in state if k in loaded})
+        _truncate_metrics(run_dir / "metrics.jsonl", start)
+    else:
+        start = 0
+        if cfg.lr_decay_steps is None:
+            cfg.lr_decay_steps = cfg.max_steps
+        run_dir.mkdir(parents=True, exist_ok=True)
+        data.save(run_dir)
+    atomic_write_json(run_dir / "config.json", {
+        "genlab_version": _version(), "family": family.name, "model": asdict(model_config),
+        **data.preprocessing(), "data": data.describe(), "train": asdict(cfg), "n_params": n_params,
+    })
+    step_fn = torch.compile(family.train_step) if cfg.compile else family.train_step
+    ctx = StepContext(device, precision, cfg.grad_clip)
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
+    say(f"genlab: {family.name} with {n_params / 1e6:.2f}M parameters on {device.type} ({precision}), "
+        f"{data.describe().get('train_tokens', '?')} training tokens, run directory {run_dir}")
+    if start >= cfg.max_steps:
+        say(f"genlab: {run_dir} already reached step {start} of --max-steps {cfg.max_steps}; nothing to do")
+        return run_dir
+
+    model.train()
+    metrics_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
+    bar = _progress(start, cfg.max_steps, quiet)
+    t_start = time.perf_counter() - state["elapsed_s"]
+    deadline = None if cfg.max_minutes is None else time.perf_counter() + cfg.max_minutes * 60
+    step_ms: list[float] = []
+    step = start
+    try:
+        while step < cfg.max_steps:
+            t0 = time.perf_counter()
+            lr = lr_at(step, cfg)
+            for opt in optimizers.values():
+                for group in opt.param_groups:
+                    group["lr"] = lr
+            batch = tuple(t.to(device, non_blocking=True) for t in data.batch("train", cfg.batch_size,
+                                                                            step_generator(cfg.seed, step)))
+            figures = step_fn(model, batch, optimizers, ctx)
+            step += 1
+            dt = time.perf_counter() - t0
+            step_ms.append(dt * 1000)
+            if step % cfg.log_interval == 0 or step == cfg.max_steps:
+                loss = float(figures["loss"])
+                if not math.isfinite(loss):
+                    raise GenlabError(f"training diverged at step {step} (loss {loss}); lower --lr and start again")
+                rate = data.items_in(batch) / dt
+                row = {"step": step, "loss": round(loss, 5), "lr": lr, "ms_per_step": round(dt * 1000, 2),
+                       f"{data.unit}_per_s": round(rate)}
+                metrics_file.write(json.dumps(row) + "\n")
+                metrics_file.flush()
+                bar.set_postfix_str(f"loss {loss:.4f} {rate:,.0f} {data.unit}/s", refresh=False)
+            bar.update(1)
+            out_of_time = deadline is not None and time.perf_counter() >= deadline
+            if step % cfg.eval_interval == 0 or step == cfg.max_steps or out_of_time:
+                val = evaluate_loss(family, model, data, cfg.batch_size, cfg.eval_batches, device, precision)
+                metrics_file.write(json.dumps({"step": step, "val_loss": round(val, 5)}) + "\n")
+                metrics_file.flush()
+                name = f"checkpoint-{step}"
+                if state["best_val_loss"] is None or val < state["best_val_loss"]:
+                    state["best_val_loss"], state["best_checkpoint"] = val, name
+                state["elapsed_s"] = time.perf_counter() - t_start
+                keep = {state["best_checkpoint"]}
+                save_checkpoint(run_dir, step, model, optimizers, dict(state), keep)
+                _write_card(run_dir)
+                if not quiet:
+                    bar.write(f"step {step}: val_loss {val:.4f} (best {state['best_val_loss']:.4f})", file=sys.stderr)
+            if out_of_time:
+                say(f"genlab: --max-minutes {cfg.max_minutes} reached at step {step}; "
+                    f"continue with: genlab train --resume {run_dir} ")
+                break
+    finally:
+        bar.close()
+        metrics_file.close()
+    if step_ms:
+        median = statistics.median(step_ms[1:] or step_ms)
+        say(f"genlab: done at step {step}: median {median:.1f} ms/step, best val_loss {state['best_val_loss']:.4f}, "
+            f"sample with: genlab sample {run_dir}")
+    return run_dir
+
+
+def _resume_config(run_dir: Path, overrides: dict) -> tuple[TrainConfig, dict]:
+    """The settings a run was started with; only how long it runs may change on resume."""
+    if not (run_dir / "config.json").is_file():
+        raise GenlabError(f"{run_dir} is not a genlab run directory (no config.json); check the path")
+    read_trainer_state(run_dir)
+    saved = read_json(run_dir / "config.json")
+    cfg = TrainConfig(**saved["train"])
+    allowed = {"max_steps", "max_minutes", "eval_interval", "log_interval", "device"}
+    for key, value in overrides.items():
+        if key == "block_size" and value > saved["model"].get("block_size", value):
+            raise GenlabError(
+                f"--block-size {value} is over the {saved['model']['block_size']} this run was trained with; "
+                "a trained model cannot see further back than its position embedding"
+            )
+        if key not in allowed and value != getattr(cfg, key, saved["model"].get(key)):
+            raise GenlabError(
+                f"--{key.replace('_', '-')} cannot change when resuming; resume may change only "
+                f"{', '.join('--' + a.replace('_', '-') for a in sorted(allowed))}"
+            )
+        if key in allowed:
+            setattr(cfg, key, value)
+    return cfg, saved["model"]
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop log rows written after the checkpoint we resume from, so the log reads as one run."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= step:
+                keep.append(line)
+        except json.JSONDecodeError:
+            continue  # a line torn by a kill
+    atomic_write_text(path, "".join(line + "\n" for line in keep))
+
+
+def _progress(start: int, total: int, quiet: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=start, disable=quiet, unit="step", dynamic_ncols=True, file=sys.stderr,
+                mininterval=0.5)
+
+
+def _write_card(run_dir: Path) -> None:
+    from genlab.safety.card import write_model_card
+
+    write_model_card(run_dir)
+
+
+def _version() -> str:
+    from genlab import __version__
+
+    return __version__
+
+

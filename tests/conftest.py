@@ -1,0 +1,17 @@
+import os
+import tempfile
+
+import pytest
+
+# one tokenized-corpus cache for the whole session, apart from the user's
+os.environ.setdefault("GENLAB_CACHE", tempfile.mkdtemp(prefix="genlab-test-cache-"))
+
+
+@pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory):
+    """A small real corpus: the first 60k characters of Python's documentation topics."""
+    from genlab.data.text import read_text_source
+
+    path = tmp_path_factory.mktemp("corpus") / "docs.txt"
+    path.write_text(read_text_source("text:pydocs")[:60_000], encoding="utf-8")
+    return path
