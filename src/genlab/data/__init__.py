@@ -9,6 +9,7 @@ import torch
 
 from genlab.data.text import BUILTIN_TEXT, TokenizedCorpus, prepare_text, random_windows
 from genlab.data.tokenizer import load_tokenizer
+from genlab.errors import GenlabError
 
 
 class TextData:
@@ -53,6 +54,12 @@ def open_data(source: str, *, block_size: int, tokenizer: str = "char", vocab_si
               val_fraction: float = 0.1) -> TextData:
     """Open a dataset by name (`text:pydocs`) or path, prepared for training."""
     corpus = prepare_text(source, tokenizer, vocab_size, val_fraction)
+    for split, tokens in (("training", corpus.train), ("validation", corpus.val)):
+        if len(tokens) <= block_size:
+            raise GenlabError(
+                f"the {split} split of {source} has {len(tokens)} tokens, too few for --block-size {block_size}; "
+                "use a smaller --block-size or more text"
+            )
     return TextData(corpus, block_size)
 
 

@@ -92,7 +92,7 @@ def train(cfg: TrainConfig | None = None, *, resume: str | os.PathLike | None = 
     else:
         assert cfg is not None
         run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
-        if (run_dir / "config.json").exists():
+        if (run_dir / "trainer_state.json").exists():
             raise GenlabError(
                 f"{run_dir} already holds a run; continue it with --resume {run_dir}, or choose another --out"
             )
@@ -128,6 +128,7 @@ def train(cfg: TrainConfig | None = None, *, resume: str | os.PathLike | None = 
         if cfg.lr_decay_steps is None:
             cfg.lr_decay_steps = cfg.max_steps
         run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "metrics.jsonl").unlink(missing_ok=True)  # left by an attempt that never reached a checkpoint
         data.save(run_dir)
     atomic_write_json(run_dir / "config.json", {
         "genlab_version": _version(), "family": family.name, "model": asdict(model_config),

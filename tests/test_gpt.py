@@ -1,0 +1,77 @@
+import torch
+
+from genlab.families.gpt import GPT, GPTConfig
+from genlab.families.lstm import LSTM, LSTMConfig
+from genlab.sample.logits import SamplingSettings, choose, process_logits
+from genlab.sample.text import sample_tokens
+
+
+def tiny_gpt(seed=0, **kw):
+    torch.manual_seed(seed)
+    cfg = GPTConfig(**{"vocab_size": 50, "block_size": 32, "n_layer": 2, "n_head": 2, "n_embd": 32, **kw})
+    return GPT(cfg).eval()
+
+
+def test_causal_mask_future_tokens_never_change_earlier_logits():
+    model = tiny_gpt()
+    idx = torch.randint(0, 50, (2, 20), generator=torch.Generator().manual_seed(1))
+    base = model(idx)
+    for t in (0, 7, 19):
+        changed = idx.clone()
+        changed[:, t] = (changed[:, t] + 1) % 50
+        out = model(changed)
+        assert torch.equal(out[:, :t], base[:, :t])  # positions before t see nothing of it
+        assert not torch.allclose(out[:, t:], base[:, t:])
+
+
+def test_kv_cache_chunks_match_full_forward():
+    model = tiny_gpt()
+    idx = torch.randint(0, 50, (3, 24), generator=torch.Generator().manual_seed(2))
+    full = model(idx)
+    cache = model.new_cache(3)
+    pieces = [model(idx[:, :10], cache), model(idx[:, 10:11], cache), model(idx[:, 11:24], cache)]
+    torch.testing.assert_close(torch.cat(pieces, dim=1), full, atol=1e-5, rtol=1e-5)
+
+
+def reference_sampler(model, prompt, s, generator):
+    """Recompute the whole sequence every step (nanoGPT's sampler): the slow, obviously right way."""
+    ids = prompt.unsqueeze(0).expand(s.num_samples, -1)
+    out = []
+    for _ in range(s.max_new_tokens):
+        logits = model(ids)[:, -1]
+        seen = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, ids, True)
+        token = choose(process_logits(logits, s, seen), s, generator)
+        out.append(token)
+        ids = torch.cat([ids, token[:, None]], dim=1)
+    return torch.stack(out, dim=1)
+
+
+def test_kv_cache_sampling_equals_full_recompute_token_for_token():
+    model = tiny_gpt()
+    prompt = torch.tensor([1, 2, 3, 4])
+    for s in [
+        SamplingSettings(max_new_tokens=25, temperature=0.0),
+        SamplingSettings(max_new_tokens=25, temperature=0.9, top_k=10, num_samples=4),
+        SamplingSettings(max_new_tokens=25, temperature=1.3, top_p=0.8, repetition_penalty=1.3, num_samples=3),
+    ]:
+        with torch.inference_mode():
+            expected = reference_sampler(model, prompt, s, torch.Generator().manual_seed(5))
+        got = torch.stack(list(sample_tokens(model, prompt, s, torch.Generator().manual_seed(5))), dim=1)
+        assert torch.equal(got, expected)
+
+
+def test_sampling_past_the_context_keeps_going():
+    model = tiny_gpt()
+    s = SamplingSettings(max_new_tokens=100, temperature=1.0)
+    tokens = list(sample_tokens(model, torch.tensor([1]), s, torch.Generator().manual_seed(0)))
+    assert len(tokens) == 100  # 3x the 32-token context, by sliding the window
+
+
+def test_lstm_state_carried_matches_full_forward():
+    torch.manual_seed(0)
+    model = LSTM(LSTMConfig(vocab_size=40, n_layer=2, n_embd=24)).eval()
+    idx = torch.randint(0, 40, (2, 30))
+    full = model(idx)
+    state = model.new_cache(2)
+    steps = [model(idx[:, :5], state)] + [model(idx[:, t : t + 1], state) for t in range(5, 30)]
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=1e-5)
