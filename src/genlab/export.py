@@ -19,11 +19,18 @@ def export_hf_gpt2(loaded, out: Path) -> Path:
     cfg = loaded.config
     if cfg["family"] != "gpt":
         raise GenlabError(f"--format hf-gpt2 exports gpt runs; {loaded.run_dir} is a {cfg['family']} run")
-    m = cfg["model"]
+    out = write_hf_gpt2(loaded.model, Path(out))
+    shutil.copyfile(Path(loaded.run_dir) / "tokenizer.json", out / "genlab_tokenizer.json")
+    return out
+
+
+def write_hf_gpt2(model, out: Path) -> Path:
+    """Write a genlab GPT module as a transformers GPT-2 directory (config.json + model.safetensors)."""
+    m = vars(model.config)
     if not m.get("bias", True):
         raise GenlabError("--format hf-gpt2 needs a model trained with bias=true (GPT-2 has biases)")
     tensors = {}
-    for name, t in loaded.model.state_dict().items():
+    for name, t in model.state_dict().items():
         if name == "lm_head.weight":
             continue  # tied to transformer.wte.weight, as in GPT-2
         tensors[name] = t.t().contiguous() if name.endswith(_CONV1D) else t
@@ -52,7 +59,6 @@ def export_hf_gpt2(loaded, out: Path) -> Path:
         "bos_token_id": 0,
         "eos_token_id": 0,
     })
-    shutil.copyfile(Path(loaded.run_dir) / "tokenizer.json", out / "genlab_tokenizer.json")
     return out
 
 

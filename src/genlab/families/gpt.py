@@ -138,7 +138,7 @@ class GPT(nn.Module):
         return self.config.block_size
 
     def new_cache(self, batch_size: int, max_len: int | None = None) -> KVCache:
-        p = self.lm_head.weight
+        p = self.transformer.wte.weight
         return KVCache(self.config, batch_size, max_len or self.config.block_size, p.device, p.dtype)
 
     def forward(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:

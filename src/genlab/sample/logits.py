@@ -67,5 +67,8 @@ def choose(logits: torch.Tensor, s: SamplingSettings, generator: torch.Generator
     """(B, V) processed logits -> (B,) token ids."""
     if s.temperature == 0:
         return logits.argmax(dim=-1)
+    # a draw from softmax(logits): argmax of p / E with E ~ Exponential(1) (the Gumbel-max trick in another
+    # guise); one elementwise pass instead of torch.multinomial's cumulative-sum search
     probs = torch.softmax(logits, dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+    noise = torch.empty_like(probs).exponential_(generator=generator)
+    return (probs / noise).argmax(dim=-1)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import torch
 
 from genlab.errors import GenlabError
+from genlab.sample.decode import decoding_model
 from genlab.sample.logits import SamplingSettings, choose, process_logits
 
 
@@ -22,51 +23,38 @@ def make_generator(seed: int | None, device: torch.device) -> tuple[torch.Genera
 
 
 @torch.inference_mode()
-def sample_tokens(model, prompt_ids: torch.Tensor, s: SamplingSettings, generator: torch.Generator,
-                  autocast=None) -> Iterator[torch.Tensor]:
+def sample_tokens(model, prompt_ids: torch.Tensor, s: SamplingSettings, generator: torch.Generator
+                  ) -> Iterator[torch.Tensor]:
     """Yield the next token of every sample, (B,), for up to s.max_new_tokens steps.
 
     Within the model's context this is exactly what recomputing the whole sequence every step
     gives. Past it, a GPT keeps the newest half of its window and refills the cache from it
     (a sliding window, recomputed once per half window instead of once per token).
     """
-    device = prompt_ids.device
-    B = s.num_samples
-    ids = prompt_ids.unsqueeze(0).expand(B, -1)  # (B, T0)
-    max_context = model.max_context
+    B, T0 = s.num_samples, len(prompt_ids)
+    tokens = prompt_ids.new_empty(B, T0 + s.max_new_tokens)  # the whole text so far, (B, T0 + new)
+    tokens[:, :T0] = prompt_ids
     seen = None
     if s.repetition_penalty != 1.0:
-        vocab = model.lm_head.out_features
-        seen = torch.zeros(B, vocab, dtype=torch.bool, device=device)
-        seen.scatter_(1, ids, True)
-    history = ids  # only kept when a sliding window may need it
-    cache = model.new_cache(B, max_context)
-    with autocast() if autocast else _null():
-        logits = model(ids, cache)[:, -1]
+        seen = torch.zeros(B, model.config.vocab_size, dtype=torch.bool, device=prompt_ids.device)
+        seen.scatter_(1, tokens[:, :T0], True)
+    window = model.max_context
+    cache = model.new_cache(B, window)
+    logits = model(tokens[:, :T0], cache)[:, -1]
     for i in range(s.max_new_tokens):
         token = choose(process_logits(logits, s, seen), s, generator)  # (B,)
         yield token
         if i + 1 == s.max_new_tokens:
             return
+        end = T0 + i + 1
+        tokens[:, end - 1] = token
         if seen is not None:
             seen.scatter_(1, token[:, None], True)
-        step_input = token[:, None]
-        if max_context is not None:
-            history = torch.cat([history, step_input], dim=1)
-            if cache.pos + 1 > max_context:
-                keep = history[:, -(max_context // 2 + 1):]
-                cache = model.new_cache(B, max_context)
-                step_input, history = keep, keep
-        with autocast() if autocast else _null():
-            logits = model(step_input, cache)[:, -1]
-
-
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
+        if window is not None and cache.pos + 1 > window:
+            cache = model.new_cache(B, window)
+            logits = model(tokens[:, end - (window // 2 + 1) : end], cache)[:, -1]
+        else:
+            logits = model(tokens[:, end - 1 : end], cache)[:, -1]
 
 
 class TextSampler:
@@ -118,6 +106,13 @@ class TextModel:
         self.model, self.tokenizer, self.config = model, tokenizer, config
         self.run_dir, self.device, self.precision = run_dir, device, precision
         self.last_seed: int | None = None
+        self._decoders: dict[int, torch.nn.Module] = {}
+
+    def decoder(self, batch_size: int) -> torch.nn.Module:
+        """The model as tuned for decoding batch_size sequences at self.precision (measured once)."""
+        if batch_size not in self._decoders:
+            self._decoders[batch_size] = decoding_model(self.model, batch_size, self.precision)
+        return self._decoders[batch_size]
 
     def encode_prompt(self, prompt: str) -> torch.Tensor:
         if prompt:
@@ -144,10 +139,7 @@ class TextModel:
         s.validate()
         ids = self.encode_prompt(prompt)
         generator, self.last_seed = make_generator(s.seed, self.device)
-        from genlab.runtime import autocast_context
-
-        autocast = (lambda: autocast_context(self.device, self.precision)) if self.precision != "fp32" else None
-        steps = sample_tokens(self.model, ids, s, generator, autocast)
+        steps = sample_tokens(self.decoder(s.num_samples), ids, s, generator)
         yield from TextSampler(self.tokenizer, s.stop).pieces(steps, s.num_samples, incremental)
 
     def generate(self, prompt: str = "", **controls) -> str | list[str]:
