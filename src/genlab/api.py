@@ -41,9 +41,11 @@ def train(data: str | None = None, *, config: str | None = None, resume: RunPath
     if "data" not in values:
         raise GenlabError("no training data given; name a dataset (e.g. text:pydocs) or a path to text")
     family = get_family(values.get("family", "gpt"))
+    for key, value in family.train_defaults.items():  # e.g. images train in batches of 128
+        values.setdefault(key, value)
     import dataclasses
 
-    model_keys = {f.name for f in dataclasses.fields(family.config_class)} - {"vocab_size"}
+    model_keys = {f.name for f in dataclasses.fields(family.config_class)} - family.data_keys
     return run_training(make_train_config(values, model_keys), quiet=quiet)
 
 
@@ -77,7 +79,15 @@ def load(run: RunPath, *, checkpoint: str = "last", device: str = "auto", precis
     if precision not in ("fp32", "bf16"):
         raise GenlabError(f"--precision must be fp32 or bf16, got {precision!r}")
     model.to(dev).eval()
+    if config.get("data", {}).get("modality") == "images":
+        from genlab.sample.images import ImageModel
+
+        return ImageModel(model, config, run_dir, dev, weights, precision)
     tokenizer = load_preprocessing(run_dir, config)
+    if config.get("data", {}).get("modality") == "music":
+        from genlab.sample.music import MusicModel
+
+        return MusicModel(model, tokenizer, config, run_dir, dev, precision)
     return TextModel(model, tokenizer, config, run_dir, dev, precision)
 
 
@@ -87,12 +97,23 @@ def sample(run: RunPath, prompt: str = "", **controls: Any) -> str | list[str]:
 
 
 def evaluate(run: RunPath, data: str | None = None, *, split: str = "val", block_size: int | None = None,
-             max_tokens: int | None = None, device: str = "auto") -> dict:
-    """Validation loss, perplexity and bits per character; saved to RUN/metrics.json."""
+             max_tokens: int | None = None, device: str = "auto", **image_options: Any) -> dict:
+    """Validation loss, perplexity and bits per character; saved to RUN/metrics.json.
+    For an image model: Fréchet distance, KID, precision/recall, label accuracy and memorisation of
+    generated samples (image_options: num_samples, seed and sampling controls; see evaluate.images)."""
+    if _modality(run) == "images":
+        from genlab.evaluate.images import evaluate_run
+
+        return evaluate_run(run, data, device=device, **image_options)
     from genlab.data.text import prepare_text, read_text_source
     from genlab.evaluate.text import text_metrics
 
     m = load(run, device=device)
+    if getattr(m, "modality", None) == "music":  # loss per token, then sampled tunes against real ones
+        from genlab.evaluate.music import evaluate_music
+
+        options = {k: v for k, v in image_options.items() if k in ("num_samples", "seed") and v is not None}
+        return evaluate_music(m, data, split=split, max_tokens=max_tokens, **options)
     trained = m.model.max_context
     if block_size is not None:
         if block_size <= 0:
@@ -122,6 +143,13 @@ def evaluate(run: RunPath, data: str | None = None, *, split: str = "val", block
 
     write_model_card(Path(run))
     return metrics
+
+
+def _modality(run: RunPath) -> str:
+    config_path = Path(run) / "config.json"
+    if not config_path.is_file():
+        return "text"  # load() says what is wrong with the path
+    return read_json(config_path).get("data", {}).get("modality", "text")
 
 
 def export(run: RunPath, out: RunPath, *, format: str = "hf-gpt2") -> Path:

@@ -22,7 +22,8 @@ def _add_train(sub) -> None:
     p.add_argument("--config", help="TOML or YAML file of settings (flags override it)")
     p.add_argument("--resume", metavar="RUN", help="continue this run exactly where it stopped")
     p.add_argument("--out", metavar="RUN", help="run directory to create (default runs/FAMILY-DATA)")
-    p.add_argument("--tokenizer", choices=["char", "bpe"])
+    p.add_argument("--tokenizer", choices=["char", "bpe", "abc", "events"],
+                   help="text: char or bpe; music: abc or events (default: chosen by the files)")
     p.add_argument("--vocab-size", type=int, help="BPE vocabulary size (default 1024)")
     for name, kind, text in [
         ("n-layer", int, "layers"), ("n-head", int, "attention heads (gpt)"), ("n-embd", int, "width"),
@@ -38,10 +39,33 @@ def _add_train(sub) -> None:
         ("val-fraction", float, "share of the corpus held out (default 0.1, the end)"),
     ]:
         p.add_argument(f"--{name}", type=kind, help=text)
+    # images (vae, gan, diffusion)
+    p.add_argument("--conditional", action="store_true", default=None, help="condition on class labels (images)")
+    p.add_argument("--size", dest="image_size", type=int, help="image side in pixels (default 16 for digits)")
+    p.add_argument("--color", choices=["auto", "grey", "rgb"], help="image channels (default auto)")
+    p.add_argument("--augment", help="image augmentation: flip, shift, flip,shift or none")
+    for name, kind, text in [
+        ("width", int, "conv channels (vae, diffusion)"), ("latent-dim", int, "VAE latent size"),
+        ("beta", float, "VAE KL weight"), ("z-dim", int, "GAN noise size"), ("g-width", int, "GAN generator width"),
+        ("d-width", int, "GAN discriminator width"), ("timesteps", int, "diffusion steps T"),
+        ("label-dropout", float, "diffusion: share of labels dropped, for guidance"),
+        ("ema-decay", float, "decay of the weight average (gan, diffusion)"),
+    ]:
+        p.add_argument(f"--{name}", type=kind, help=text)
+    p.add_argument("--schedule", choices=["linear", "cosine"], help="diffusion noise schedule")
+    p.add_argument("--loss", choices=["nonsaturating", "hinge"], help="GAN loss")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"])
     p.add_argument("--device", help="auto, cpu or cuda")
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the training step")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    d = p.add_argument_group("distributed (runs the same command under torchrun)")
+    for name, kind, text in [
+        ("nproc-per-node", int, "processes per node (e.g. one per GPU, or 2 on a 2-core CPU)"),
+        ("nnodes", int, "number of nodes (default 1)"), ("node-rank", int, "this node's rank, 0 .. nnodes-1"),
+        ("master-addr", str, "address of the node with rank 0"), ("master-port", int, "its port (default 29500)"),
+        ("max-restarts", int, "restart failed workers this many times; each restart resumes from the last checkpoint"),
+    ]:
+        d.add_argument(f"--{name}", type=kind, help=text)
 
 
 def _add_sampling(p) -> None:
@@ -53,7 +77,21 @@ def _add_sampling(p) -> None:
     p.add_argument("--repetition-penalty", type=float, default=1.0)
     p.add_argument("--stop", action="append", default=[], help="stop at this string (repeatable)")
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--num-samples", type=int, default=1)
+    p.add_argument("--num-samples", type=int, default=None, help="default 1 (text) or 64 (images)")
+
+
+def _add_image_controls(p) -> None:
+    g = p.add_argument_group("images")
+    g.add_argument("--label", type=int, default=None, help="class to draw (conditional models)")
+    g.add_argument("--steps", type=int, default=None, help="diffusion denoising steps")
+    g.add_argument("--guidance", type=float, default=None,
+                   help="classifier-free guidance scale (1 = conditional model alone, 0 = unconditional)")
+    g.add_argument("--eta", type=float, default=None, help="DDIM noise (0 = deterministic)")
+    g.add_argument("--sampler", choices=["ddim", "ddpm"], default=None, help="diffusion sampler")
+    g.add_argument("--weights", choices=["ema", "raw"], default=None, help="averaged or last weights")
+
+
+IMAGE_CONTROLS = ("label", "steps", "guidance", "eta", "sampler", "weights")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,14 +106,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default="last", help="last or best")
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    _add_image_controls(p)
+    p.add_argument("--interpolate", action="store_true", help="images: walk between two noises")
+    p.add_argument("-o", "--out-dir", default=None,
+                   help="images: folder for grid.png and the samples; music: folder for .abc/.mid/.wav tunes")
 
-    p = sub.add_parser("eval", help="validation loss, perplexity, bits per character")
+    p = sub.add_parser("eval", help="text: loss, perplexity, bits/char; images: Fréchet distance, KID, ...")
     p.add_argument("run")
     p.add_argument("data", nargs="?", help="evaluate on another dataset (its validation split by default)")
     p.add_argument("--split", default="val", help="val, train or all")
     p.add_argument("--block-size", type=int, default=None)
     p.add_argument("--max-tokens", type=int, default=None, help="evaluate at most this many tokens")
     p.add_argument("--device", default="auto")
+    p.add_argument("--num-samples", type=int, default=None, help="images: samples to measure (default 1000)")
+    p.add_argument("--seed", type=int, default=None, help="images: sampling seed (default 0)")
+    _add_image_controls(p)
 
     p = sub.add_parser("export", help="write a run in another tool's format")
     p.add_argument("run")
@@ -88,17 +133,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cmd_train(a) -> None:
-    from genlab import api
+DIST_FLAGS = ("nproc_per_node", "nnodes", "node_rank", "master_addr", "master_port", "max_restarts")
 
-    settings = {k: v for k, v in vars(a).items() if k not in ("command", "data", "config", "resume", "quiet")}
+
+def cmd_train(a, argv: list[str]) -> None:
+    from genlab import api
+    from genlab.train.distributed import launch, under_torchrun
+
+    dist = {k: getattr(a, k) for k in DIST_FLAGS if getattr(a, k) is not None}
+    if dist and not under_torchrun():
+        code = launch(_without_flags(argv, DIST_FLAGS), a.nproc_per_node or 1, a.nnodes or 1, a.node_rank or 0,
+                      a.master_addr, a.master_port, a.max_restarts or 0)
+        if code != 0:
+            raise GenlabError(f"distributed training failed (torchrun exit code {code}); the error is printed above; "
+                              "fix it and continue with --resume RUN")
+        return
+    skip = ("command", "data", "config", "resume", "quiet", *DIST_FLAGS)
+    settings = {k: v for k, v in vars(a).items() if k not in skip}
     api.train(a.data, config=a.config, resume=a.resume, quiet=a.quiet, **settings)
+
+
+def _without_flags(argv: list[str], names) -> list[str]:
+    """argv minus the given --flags and their values (both `--flag v` and `--flag=v`)."""
+    flags = {"--" + n.replace("_", "-") for n in names}
+    out, skip_next = [], False
+    for arg in argv:
+        if skip_next:
+            skip_next = False
+        elif arg in flags:
+            skip_next = True
+        elif arg.split("=", 1)[0] not in flags:
+            out.append(arg)
+    return out
 
 
 def cmd_sample(a) -> None:
     from genlab import api
 
     m = api.load(a.run, checkpoint=a.checkpoint, device=a.device, precision=a.precision)
+    if getattr(m, "modality", "text") == "images":
+        return _sample_images(m, a)
+    if getattr(m, "modality", "text") == "music":
+        return _sample_music(m, a)
+    a.num_samples = a.num_samples or 1
     controls = dict(max_new_tokens=a.max_new_tokens, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
                     repetition_penalty=a.repetition_penalty, stop=a.stop, seed=a.seed, num_samples=a.num_samples)
     out = sys.stdout
@@ -116,11 +193,44 @@ def cmd_sample(a) -> None:
     print(f"(seed {m.last_seed})", file=sys.stderr)
 
 
+def _sample_images(m, a) -> None:
+    controls = {k: getattr(a, k) for k in IMAGE_CONTROLS}
+    images = m.generate(num_samples=a.num_samples or 64, seed=a.seed, interpolate=a.interpolate, **controls)
+    out = a.out_dir or "samples"
+    paths = m.save_images(images, out)
+    print(f"wrote {paths[0]} and {len(paths) - 1} images to {out}/ (seed {m.last_seed})")
+
+
+def _sample_music(m, a) -> None:
+    """Tunes: printed as ABC/event text, or written as .abc/.mid/.wav into -o FOLDER."""
+    tunes = m.generate(a.prompt, max_new_tokens=a.max_new_tokens if a.max_new_tokens != 256 else 512,
+                       temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, repetition_penalty=a.repetition_penalty,
+                       stop=a.stop, seed=a.seed, num_samples=a.num_samples or 1)
+    if a.out_dir is None:
+        for t in tunes:
+            body = m.abc(t) if m.tokenizer.kind == "abc" else t.text
+            print(f"--- tune {t.index} ---\n{body}")
+    else:
+        paths = m.write(tunes, a.out_dir)
+        for t in tunes:
+            print(f"tune {t.index}: {', '.join(t.files)}"
+                  + (f"  (could not convert: {t.error})" if t.error else ""))
+        print(f"wrote {len(paths)} files to {a.out_dir}/", file=sys.stderr)
+    print(f"(seed {m.last_seed})", file=sys.stderr)
+
+
 def cmd_eval(a) -> None:
     from genlab import api
 
+    image_options = {k: getattr(a, k) for k in ("num_samples", "seed", *IMAGE_CONTROLS) if getattr(a, k) is not None}
     metrics = api.evaluate(a.run, a.data, split=a.split, block_size=a.block_size, max_tokens=a.max_tokens,
-                           device=a.device)
+                           device=a.device, **image_options)
+    if "frechet_distance" in metrics:
+        from genlab.evaluate.images import metrics_table
+
+        print(metrics_table(metrics))
+        print(f"(written to {a.run}/metrics.json)", file=sys.stderr)
+        return
     for k, v in metrics.items():
         print(f"{k}: {v}")
 
@@ -137,13 +247,17 @@ def cmd_demo(a) -> None:
     demo(out=a.out, minutes=a.minutes)
 
 
-COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "export": cmd_export, "demo": cmd_demo}
+COMMANDS = {"sample": cmd_sample, "eval": cmd_eval, "export": cmd_export, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     try:
-        COMMANDS[args.command](args)
+        if args.command == "train":
+            cmd_train(args, argv)
+        else:
+            COMMANDS[args.command](args)
     except GenlabError as e:
         print(f"genlab: error: {e}", file=sys.stderr)
         return 2

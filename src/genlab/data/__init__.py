@@ -50,9 +50,18 @@ class TextData:
         self.tokenizer.save(Path(run_dir) / "tokenizer.json")
 
 
-def open_data(source: str, *, block_size: int, tokenizer: str = "char", vocab_size: int | None = None,
-              val_fraction: float = 0.1) -> TextData:
-    """Open a dataset by name (`text:pydocs`) or path, prepared for training."""
+def open_data(source: str, *, block_size: int | None = None, tokenizer: str = "char", vocab_size: int | None = None,
+              val_fraction: float = 0.1, image_size: int | None = None, color: str = "auto", augment=None):
+    """Open a dataset by name (`text:pydocs`, `images:digits`) or path, prepared for training.
+    Image sources (`images:...`, folders of PNG/JPEG) give an ImageData, everything else a TextData."""
+    from genlab.data.images import is_image_source, open_images
+
+    if is_image_source(source):
+        return open_images(source, image_size=image_size, color=color, augment=augment, val_fraction=val_fraction)
+    from genlab.data.music import is_music_source, open_music
+
+    if is_music_source(source):  # `music:...` names and folders of .abc/.mid/.musicxml: tunes as tokens
+        return open_music(source, block_size=block_size, tokenizer=tokenizer, val_fraction=val_fraction)
     corpus = prepare_text(source, tokenizer, vocab_size, val_fraction)
     for split, tokens in (("training", corpus.train), ("validation", corpus.val)):
         if len(tokens) <= block_size:
@@ -66,6 +75,10 @@ def open_data(source: str, *, block_size: int, tokenizer: str = "char", vocab_si
 def load_preprocessing(run_dir: Path, preprocessing: dict):
     """The tokenizer a run was trained with."""
     tok = preprocessing["tokenizer"]
+    if tok["kind"] in ("abc", "events"):
+        from genlab.data.music_tokenizers import load_music_tokenizer
+
+        return load_music_tokenizer(tok["kind"], Path(run_dir) / "tokenizer.json")
     return load_tokenizer(tok["kind"], Path(run_dir) / "tokenizer.json")
 
 

@@ -22,6 +22,10 @@ class Family:
     config_class: ClassVar[type]
     # what a batch holds: "tokens" = (inputs, targets) id windows; later modalities add their own
     batch_kind: ClassVar[str] = "tokens"
+    # model settings that come from the data (data.model_settings()), never from flags
+    data_keys: ClassVar[set[str]] = {"vocab_size"}
+    # training settings this family starts from unless a flag or config file says otherwise
+    train_defaults: ClassVar[dict[str, Any]] = {}
 
     def make_config(self, values: dict[str, Any]):
         """Build the config from a dict, refusing unknown keys by name."""
@@ -47,6 +51,11 @@ class Family:
             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
         ]
         return {"model": torch.optim.AdamW(groups, lr=lr, betas=betas, fused=fused or None)}
+
+    def wrap_for_ddp(self, model: nn.Module, wrap) -> nn.Module:
+        """The module train_step runs on under DistributedDataParallel: `wrap(model)`. A family whose step
+        calls sub-models one at a time (a GAN) wraps each of them instead."""
+        return wrap(model)
 
     def train_step(self, model: nn.Module, batch, optimizers: dict, step_context) -> dict[str, float]:
         """One gradient step: loss, backward, clip, update. Returns the figures to log."""

@@ -100,7 +100,8 @@ def set_rng_states(states: dict[str, torch.Tensor]) -> None:
         torch.cuda.set_rng_state_all(cuda)
 
 
-def save_checkpoint(run_dir: Path, step: int, model, optimizers: dict, state: dict, keep: set[str]) -> str:
+def save_checkpoint(run_dir: Path, step: int, model, optimizers: dict, state: dict, keep: set[str],
+                    rng: dict | None = None) -> str:
     """Write checkpoint-<step> atomically, point trainer_state.json at it, link model.safetensors."""
     run_dir = Path(run_dir)
     ckpt_root = run_dir / "checkpoints"
@@ -112,7 +113,7 @@ def save_checkpoint(run_dir: Path, step: int, model, optimizers: dict, state: di
         tensors: dict[str, torch.Tensor] = {}
         skeleton = {
             "optimizers": {k: _flatten(f"opt.{k}", o.state_dict(), tensors) for k, o in optimizers.items()},
-            "rng": _flatten("rng", rng_states(), tensors),
+            "rng": _flatten("rng", rng if rng is not None else rng_states(), tensors),
         }
         save_tensors(tmp / "training_state.safetensors", tensors)
         atomic_write_json(tmp / "state.json", {"step": step, **state, "skeleton": skeleton})
@@ -147,7 +148,8 @@ def read_trainer_state(run_dir: Path) -> dict:
 
 
 def load_checkpoint(run_dir: Path, model, optimizers: dict) -> dict:
-    """Restore weights, optimizer moments and RNG streams of the last checkpoint; return its state."""
+    """Restore weights and optimizer moments of the last checkpoint; return its state, with its RNG streams
+    under "rng" for the caller to restore (under DDP each rank picks its own)."""
     trainer_state = read_trainer_state(run_dir)
     folder = Path(run_dir) / "checkpoints" / trainer_state["last_checkpoint"]
     load_model_tensors(model, folder / "model.safetensors")
@@ -156,5 +158,5 @@ def load_checkpoint(run_dir: Path, model, optimizers: dict) -> dict:
     skeleton = state.pop("skeleton")
     for k, opt in optimizers.items():
         opt.load_state_dict(_unflatten(skeleton["optimizers"][k], tensors))
-    set_rng_states(_unflatten(skeleton["rng"], tensors))
+    state["rng"] = _unflatten(skeleton["rng"], tensors)
     return state

@@ -23,6 +23,9 @@ class TrainConfig:
     tokenizer: str = "char"
     vocab_size: int | None = None
     val_fraction: float = 0.1
+    image_size: int | None = None  # images: side in pixels (default 16 for digits, 28 for MNIST, 32 for folders)
+    color: str = "auto"  # images: auto | grey | rgb
+    augment: str | None = None  # images: comma-separated flip, shift
     batch_size: int = 12
     lr: float = 1e-3
     min_lr: float = 1e-4

@@ -25,8 +25,15 @@ from genlab.errors import GenlabError
 from genlab.families import get_family
 from genlab.io import atomic_write_json, atomic_write_text, read_json
 from genlab.runtime import autocast_context, pick_device, pick_precision, setup_threads
-from genlab.train.checkpoint import load_checkpoint, read_trainer_state, save_checkpoint
+from genlab.train.checkpoint import (
+    load_checkpoint,
+    read_trainer_state,
+    rng_states,
+    save_checkpoint,
+    set_rng_states,
+)
 from genlab.train.config import TrainConfig
+from genlab.train.distributed import Distributed, init_distributed, rank_seed, restart_count
 
 EVAL_SEED = 20240601  # evaluation always reads the same validation windows, so numbers compare
 
@@ -68,27 +75,40 @@ def default_run_dir(cfg: TrainConfig) -> Path:
 
 
 @torch.no_grad()
-def evaluate_loss(family, model, data, batch_size: int, n_batches: int, device, precision: str) -> float:
-    """Mean loss over a fixed set of validation batches (the same ones at every evaluation)."""
+def evaluate_loss(family, model, data, batch_size: int, n_batches: int, device, precision: str,
+                  dist: Distributed | None = None) -> float:
+    """Mean loss over a fixed set of validation batches (the same ones at every evaluation).
+
+    Under DDP each rank scores its shard of every global batch and the sums are reduced across ranks,
+    so the figure equals one process scoring the whole batches.
+    """
+    dist = dist or Distributed()
     was_training = model.training
     model.eval()
     gen = torch.Generator().manual_seed(EVAL_SEED)
-    losses = []
+    total = 0.0
     for _ in range(n_batches):
-        batch = tuple(t.to(device) for t in data.batch("val", batch_size, gen))
+        batch = dist.shard(data.batch("val", batch_size * dist.world_size, gen), batch_size)
+        batch = tuple(t.to(device) for t in batch)
         with autocast_context(device, precision):
-            losses.append(family.loss(model, batch).float().item())
+            total += family.loss(model, batch).float().item()
     model.train(was_training)
-    return sum(losses) / len(losses)
+    (total,) = dist.sum([total])
+    return total / (n_batches * dist.world_size)
 
 
 def train(cfg: TrainConfig | None = None, *, resume: str | os.PathLike | None = None, overrides: dict | None = None,
           quiet: bool = False) -> Path:
-    """Train a model (or continue one) and return its run directory."""
+    """Train a model (or continue one) and return its run directory. Under torchrun, every rank calls this."""
     setup_threads()
+    if resume is None and cfg is not None and restart_count() > 0:
+        # torchrun --max-restarts started this worker again after a failure: carry on from the last checkpoint
+        candidate = Path(cfg.out) if cfg.out else default_run_dir(cfg)
+        if (candidate / "trainer_state.json").exists():
+            resume = candidate
     if resume is not None:
         run_dir = Path(resume)
-        cfg, model_config_dict = _resume_config(run_dir, overrides or {})
+        cfg, model_config_dict, saved_world = _resume_config(run_dir, overrides or {})
     else:
         assert cfg is not None
         run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
@@ -96,58 +116,95 @@ def train(cfg: TrainConfig | None = None, *, resume: str | os.PathLike | None = 
             raise GenlabError(
                 f"{run_dir} already holds a run; continue it with --resume {run_dir}, or choose another --out"
             )
-        model_config_dict = None
+        model_config_dict, saved_world = None, None
     cfg.validate()
     family = get_family(cfg.family)
-    device = pick_device(cfg.device)
-    torch.manual_seed(cfg.seed)
+    dist = init_distributed(cfg.device)
+    try:
+        return _train(cfg, family, dist, run_dir, resume is not None, model_config_dict, saved_world, quiet)
+    finally:
+        dist.close()
 
-    block_size = (model_config_dict or cfg.model).get("block_size", family.config_class().block_size)
+
+def _train(cfg: TrainConfig, family, dist: Distributed, run_dir: Path, resuming: bool, model_config_dict,
+           saved_world: int | None, quiet: bool) -> Path:
+    if saved_world is not None and saved_world != dist.world_size:
+        global_batch = cfg.batch_size * saved_world
+        if global_batch % dist.world_size:
+            raise GenlabError(
+                f"{run_dir} was trained with a global batch of {global_batch} ({saved_world} processes x "
+                f"{cfg.batch_size}); {dist.world_size} processes cannot share it evenly: resume with a number of "
+                f"processes that divides {global_batch}"
+            )
+        cfg.batch_size = global_batch // dist.world_size
+    device = pick_device(cfg.device)
+    if dist.backend == "nccl":
+        device = torch.device("cuda", dist.local_rank)
+    quiet = quiet or not dist.is_main
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
+
+    default_block = getattr(family.config_class(), "block_size", None)  # image families have none
+    block_size = (model_config_dict or cfg.model).get("block_size", default_block)
     data = open_data(cfg.data, block_size=block_size, tokenizer=cfg.tokenizer, vocab_size=cfg.vocab_size,
-                     val_fraction=cfg.val_fraction)
+                     val_fraction=cfg.val_fraction, image_size=cfg.image_size, color=cfg.color, augment=cfg.augment)
     if model_config_dict is None:
         model_config = family.make_config({**cfg.model, **data.model_settings()})
     else:
         model_config = family.make_config(model_config_dict)
-        if data.model_settings()["vocab_size"] != model_config.vocab_size:
+        if any(getattr(model_config, k) != v for k, v in data.model_settings().items()):
             raise GenlabError(f"the data of {run_dir} changed since training began; resume needs the same data")
     model = family.build(model_config).to(device)
+    if dist.enabled:
+        torch.manual_seed(rank_seed(cfg.seed, dist.rank))  # each rank its own dropout and noise
     precision = pick_precision(cfg.precision, device, model)
     optimizers = family.make_optimizers(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2),
                                         fused=device.type == "cpu")
     n_params = sum(p.numel() for p in model.parameters())
 
     state = {"best_val_loss": None, "best_checkpoint": None, "elapsed_s": 0.0}
-    if resume is not None:
+    if resuming:
         loaded = load_checkpoint(run_dir, model, optimizers)
         start = loaded["step"]
         state.update({k: loaded[k] for k in state if k in loaded})
-        _truncate_metrics(run_dir / "metrics.jsonl", start)
+        _restore_rng(loaded["rng"], dist, cfg.seed, start)
+        if dist.is_main:
+            _truncate_metrics(run_dir / "metrics.jsonl", start)
     else:
         start = 0
         if cfg.lr_decay_steps is None:
             cfg.lr_decay_steps = cfg.max_steps
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "metrics.jsonl").unlink(missing_ok=True)  # left by an attempt that never reached a checkpoint
-        data.save(run_dir)
-    atomic_write_json(run_dir / "config.json", {
-        "genlab_version": _version(), "family": family.name, "model": asdict(model_config),
-        **data.preprocessing(), "data": data.describe(), "train": asdict(cfg), "n_params": n_params,
-    })
+        if dist.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "metrics.jsonl").unlink(missing_ok=True)  # left by an attempt that never reached a checkpoint
+            data.save(run_dir)
+    if dist.is_main:
+        atomic_write_json(run_dir / "config.json", {
+            "genlab_version": _version(), "family": family.name, "model": asdict(model_config),
+            **data.preprocessing(), "data": data.describe(), "train": asdict(cfg), "n_params": n_params,
+            "distributed": {"world_size": dist.world_size, "global_batch_size": cfg.batch_size * dist.world_size},
+        })
+    train_model = family.wrap_for_ddp(model, _ddp_wrapper(device)) if dist.enabled else model
     step_fn = torch.compile(family.train_step) if cfg.compile else family.train_step
     ctx = StepContext(device, precision, cfg.grad_clip)
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
+    described = data.describe()
     say(f"genlab: {family.name} with {n_params / 1e6:.2f}M parameters on {device.type} ({precision}), "
-        f"{data.describe().get('train_tokens', '?')} training tokens, run directory {run_dir}")
+        f"{described.get('train_tokens', described.get('train_images', '?'))} training "
+        f"{'images' if data.modality == 'images' else 'tokens'}, run directory {run_dir}")
+    if dist.enabled:
+        say(f"genlab: {dist.world_size} processes ({dist.backend}); global batch {cfg.batch_size * dist.world_size} "
+            f"= {cfg.batch_size} per process x {dist.world_size}")
     if start >= cfg.max_steps:
         say(f"genlab: {run_dir} already reached step {start} of --max-steps {cfg.max_steps}; nothing to do")
         return run_dir
 
     model.train()
-    metrics_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
+    metrics_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8") if dist.is_main else None
+    log = _metrics_logger(metrics_file)
     bar = _progress(start, cfg.max_steps, quiet)
     t_start = time.perf_counter() - state["elapsed_s"]
     deadline = None if cfg.max_minutes is None else time.perf_counter() + cfg.max_minutes * 60
+    global_batch = cfg.batch_size * dist.world_size
     step_ms: list[float] = []
     step = start
     try:
@@ -157,9 +214,10 @@ def train(cfg: TrainConfig | None = None, *, resume: str | os.PathLike | None = 
             for opt in optimizers.values():
                 for group in opt.param_groups:
                     group["lr"] = lr
-            batch = tuple(t.to(device, non_blocking=True) for t in data.batch("train", cfg.batch_size,
-                                                                            step_generator(cfg.seed, step)))
-            figures = step_fn(model, batch, optimizers, ctx)
+            # every rank draws the same global batch from the step's generator and keeps its own rows
+            batch = dist.shard(data.batch("train", global_batch, step_generator(cfg.seed, step)), cfg.batch_size)
+            batch = tuple(t.to(device, non_blocking=True) for t in batch)
+            figures = step_fn(train_model, batch, optimizers, ctx)
             step += 1
             dt = time.perf_counter() - t0
             step_ms.append(dt * 1000)
@@ -167,25 +225,24 @@ def train(cfg: TrainConfig | None = None, *, resume: str | os.PathLike | None = 
                 loss = float(figures["loss"])
                 if not math.isfinite(loss):
                     raise GenlabError(f"training diverged at step {step} (loss {loss}); lower --lr and start again")
-                rate = data.items_in(batch) / dt
-                row = {"step": step, "loss": round(loss, 5), "lr": lr, "ms_per_step": round(dt * 1000, 2),
-                       f"{data.unit}_per_s": round(rate)}
-                metrics_file.write(json.dumps(row) + "\n")
-                metrics_file.flush()
+                rate = data.items_in(batch) * dist.world_size / dt
+                log({"step": step, "loss": round(loss, 5), "lr": lr, "ms_per_step": round(dt * 1000, 2),
+                     f"{data.unit}_per_s": round(rate)})
                 bar.set_postfix_str(f"loss {loss:.4f} {rate:,.0f} {data.unit}/s", refresh=False)
             bar.update(1)
-            out_of_time = deadline is not None and time.perf_counter() >= deadline
+            out_of_time = dist.any(deadline is not None and time.perf_counter() >= deadline) \
+                if deadline is not None else False
             if step % cfg.eval_interval == 0 or step == cfg.max_steps or out_of_time:
-                val = evaluate_loss(family, model, data, cfg.batch_size, cfg.eval_batches, device, precision)
-                metrics_file.write(json.dumps({"step": step, "val_loss": round(val, 5)}) + "\n")
-                metrics_file.flush()
+                val = evaluate_loss(family, model, data, cfg.batch_size, cfg.eval_batches, device, precision, dist)
+                log({"step": step, "val_loss": round(val, 5)})
                 name = f"checkpoint-{step}"
                 if state["best_val_loss"] is None or val < state["best_val_loss"]:
                     state["best_val_loss"], state["best_checkpoint"] = val, name
                 state["elapsed_s"] = time.perf_counter() - t_start
-                keep = {state["best_checkpoint"]}
-                save_checkpoint(run_dir, step, model, optimizers, dict(state), keep)
-                _write_card(run_dir)
+                rng = _gather_rng(dist)  # a collective: every rank takes part, rank 0 writes
+                if dist.is_main:
+                    save_checkpoint(run_dir, step, model, optimizers, dict(state), {state["best_checkpoint"]}, rng)
+                    _write_card(run_dir)
                 if not quiet:
                     bar.write(f"step {step}: val_loss {val:.4f} (best {state['best_val_loss']:.4f})", file=sys.stderr)
             if out_of_time:
@@ -194,7 +251,8 @@ def train(cfg: TrainConfig | None = None, *, resume: str | os.PathLike | None = 
                 break
     finally:
         bar.close()
-        metrics_file.close()
+        if metrics_file is not None:
+            metrics_file.close()
     if step_ms:
         median = statistics.median(step_ms[1:] or step_ms)
         say(f"genlab: done at step {step}: median {median:.1f} ms/step, best val_loss {state['best_val_loss']:.4f}, "
@@ -202,7 +260,41 @@ def train(cfg: TrainConfig | None = None, *, resume: str | os.PathLike | None = 
     return run_dir
 
 
-def _resume_config(run_dir: Path, overrides: dict) -> tuple[TrainConfig, dict]:
+def _ddp_wrapper(device: torch.device):
+    from torch.nn.parallel import DistributedDataParallel
+
+    def wrap(module: torch.nn.Module) -> torch.nn.Module:
+        return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
+
+    return wrap
+
+
+def _gather_rng(dist: Distributed) -> dict:
+    """RNG streams to save: this process's, or under DDP every rank's (gathered to all, written by rank 0)."""
+    if not dist.enabled:
+        return rng_states()
+    return {f"rank{r}": s for r, s in enumerate(dist.gather(rng_states()))}
+
+
+def _restore_rng(saved: dict, dist: Distributed, seed: int, step: int) -> None:
+    if not dist.enabled and "torch" in saved:
+        set_rng_states(saved)
+    elif f"rank{dist.rank}" in saved and "rank1" in saved:  # the same DDP layout as when it was saved
+        set_rng_states(saved[f"rank{dist.rank}"])
+    else:  # a different number of processes: fresh streams, still derived from the seed and the step
+        torch.manual_seed(rank_seed(seed + step, dist.rank))
+
+
+def _metrics_logger(f):
+    def log(row: dict) -> None:
+        if f is not None:
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+
+    return log
+
+
+def _resume_config(run_dir: Path, overrides: dict) -> tuple[TrainConfig, dict, int]:
     """The settings a run was started with; only how long it runs may change on resume."""
     if not (run_dir / "config.json").is_file():
         raise GenlabError(f"{run_dir} is not a genlab run directory (no config.json); check the path")
@@ -223,7 +315,7 @@ def _resume_config(run_dir: Path, overrides: dict) -> tuple[TrainConfig, dict]:
             )
         if key in allowed:
             setattr(cfg, key, value)
-    return cfg, saved["model"]
+    return cfg, saved["model"], saved.get("distributed", {}).get("world_size", 1)
 
 
 def _truncate_metrics(path: Path, step: int) -> None:

@@ -1,0 +1,44 @@
+"""What the three image families (vae, gan, diffusion) share: the batch they read, the sizes their
+down- and up-sampling can take, and the sampling contract that genlab.sample.images drives.
+
+An image model (the nn.Module) offers:
+    noise_shape                      the shape of one sample's starting noise (a latent, or x_T)
+    generate(noise, labels, generator, **controls) -> images in [-1, 1], (B, C, H, W)
+    controls                         the sampling controls it takes, with their defaults
+so that seeding, labels, interpolation between two noises and provenance are written once.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genlab.errors import GenlabError
+from genlab.families.base import Family
+
+
+class ImageFamily(Family):
+    batch_kind = "images"  # (images (B, C, H, W) in [-1, 1], labels (B,))
+    data_keys: ClassVar[set[str]] = {"channels", "image_size", "num_classes"}
+
+    def check(self, config) -> None:
+        """Refuse settings the network cannot take, in one line each."""
+        s = config.image_size
+        if s < 8 or s % 4:
+            raise GenlabError(f"the {self.name} family halves the image twice, so it takes sizes that are multiples "
+                              f"of 4 from 8 up; got {s}x{s}: choose e.g. --size {max(8, (s + 3) // 4 * 4)}")
+        if config.conditional and config.num_classes < 2:
+            raise GenlabError("--conditional needs class labels, and this dataset has none: put the images of each "
+                              "class in its own sub-folder, or train without --conditional")
+
+
+def class_embedding(config) -> nn.Embedding | None:
+    """One vector per class, plus one for "no label" (index num_classes) used by label dropout."""
+    return nn.Embedding(config.num_classes + 1, config.label_dim) if config.conditional else None
+
+
+def one_hot(labels: torch.Tensor | None, num_classes: int) -> torch.Tensor | None:
+    return None if labels is None else F.one_hot(labels, num_classes).float()

@@ -1,0 +1,1 @@
+"""Music formats: ABC/MusicXML to notes, notes to MIDI, notes to audio."""
