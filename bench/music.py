@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from genlab import api
-from genlab.evaluate.music import evaluate_music
+from genlab.evaluation.music import evaluate_music
 from genlab.io import read_json
 
 MODELS = {

@@ -2,8 +2,8 @@ import torch
 
 from genlab.families.gpt import GPT, GPTConfig
 from genlab.families.lstm import LSTM, LSTMConfig
-from genlab.sample.logits import SamplingSettings, choose, process_logits
-from genlab.sample.text import sample_tokens
+from genlab.sampling.logits import SamplingSettings, choose, process_logits
+from genlab.sampling.text import sample_tokens
 
 
 def tiny_gpt(seed=0, **kw):

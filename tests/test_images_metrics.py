@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from genlab.evaluate.images import (
+from genlab.evaluation.images import (
     frechet_distance,
     frechet_distance_from_stats,
     kernel_inception_distance,

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from genlab.sample.schedulers import DDIMScheduler, DDPMScheduler, make_betas
+from genlab.sampling.schedulers import DDIMScheduler, DDPMScheduler, make_betas
 
 diffusers = pytest.importorskip("diffusers")
 
@@ -44,8 +44,8 @@ def test_ddpm_matches_diffusers(schedule, steps):
 
 
 @pytest.mark.parametrize("schedule", ["linear", "cosine"])
-@pytest.mark.parametrize("steps,eta", [(50, 0.0), (20, 0.0), (10, 0.5), (50, 1.0)])
-def test_ddim_matches_diffusers(schedule, steps, eta):
+@pytest.mark.parametrize("steps,eta,clipped", [(50, 0.0, False), (20, 0.0, True), (10, 0.5, False), (50, 1.0, True)])
+def test_ddim_matches_diffusers(schedule, steps, eta, clipped):
     ref = diffusers.DDIMScheduler(num_train_timesteps=1000, beta_schedule=SCHEDULE_NAMES[schedule])
     ours = DDIMScheduler(make_betas(schedule, 1000))
     ref.set_timesteps(steps)
@@ -55,8 +55,8 @@ def test_ddim_matches_diffusers(schedule, steps, eta):
     x_ours = x_ref.clone()
     g_ref, g_ours = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     for t in ours.timesteps.tolist():
-        a = ref.step(eps[t], t, x_ref, eta=eta, generator=g_ref)
-        b = ours.step(eps[t], t, x_ours, eta=eta, generator=g_ours)
+        a = ref.step(eps[t], t, x_ref, eta=eta, generator=g_ref, use_clipped_model_output=clipped)
+        b = ours.step(eps[t], t, x_ours, eta=eta, generator=g_ours, use_clipped_model_output=clipped)
         torch.testing.assert_close(b.prev_sample, a.prev_sample, rtol=1e-5, atol=1e-5)
         x_ref, x_ours = a.prev_sample, b.prev_sample
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from genlab.errors import GenlabError
-from genlab.sample.logits import SamplingSettings, choose, process_logits
+from genlab.sampling.logits import SamplingSettings, choose, process_logits
 
 
 def test_top_k_keeps_exactly_k():

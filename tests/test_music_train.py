@@ -59,7 +59,7 @@ def test_cli_sample_writes_files_and_eval_measures(abc_run, tmp_path, capsys):
     assert main(["sample", str(abc_run), "--prompt", "M:2/4 K:Gmaj", "--temperature", "0.9", "--num-samples", "2",
                  "--seed", "3", "-o", str(out)]) == 0
     assert sorted(p.suffix for p in out.iterdir()).count(".abc") == 2
-    from genlab.evaluate.music import evaluate_music
+    from genlab.evaluation.music import evaluate_music
 
     metrics = evaluate_music(api.load(abc_run), num_samples=6, max_new_tokens=120, save=False)
     for key in ("val_loss", "parse_rate", "real_parse_rate", "pitch_class_distance", "duration_distance",

@@ -13,8 +13,8 @@ from safetensors.torch import load_file
 
 from genlab import api
 from genlab.errors import GenlabError
-from genlab.train.config import TrainConfig
-from genlab.train.trainer import lr_at
+from genlab.training.config import TrainConfig
+from genlab.training.trainer import lr_at
 
 LEARN = dict(max_steps=600, eval_interval=300, batch_size=16, lr=3e-3, min_lr=3e-4, warmup_steps=30, seed=7,
              quiet=True)

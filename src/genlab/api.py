@@ -26,8 +26,8 @@ def train(data: str | None = None, *, config: str | None = None, resume: RunPath
     """Train a model on `data` with settings (`family`, `max_steps`, `n_layer`, ...) or a config file;
     or continue a run with `resume=RUN` (then only max_steps / max_minutes / intervals may change)."""
     from genlab.families import get_family
-    from genlab.train.config import make_train_config, read_config_file
-    from genlab.train.trainer import train as run_training
+    from genlab.training.config import make_train_config, read_config_file
+    from genlab.training.trainer import train as run_training
 
     settings = {k: v for k, v in settings.items() if v is not None}
     if resume is not None:
@@ -54,8 +54,8 @@ def load(run: RunPath, *, checkpoint: str = "last", device: str = "auto", precis
     from genlab.data import load_preprocessing
     from genlab.families import get_family
     from genlab.runtime import pick_device
-    from genlab.sample.text import TextModel
-    from genlab.train.checkpoint import load_model_tensors, read_trainer_state
+    from genlab.sampling.text import TextModel
+    from genlab.training.checkpoint import load_model_tensors, read_trainer_state
 
     run_dir = Path(run)
     if not run_dir.exists():
@@ -80,19 +80,21 @@ def load(run: RunPath, *, checkpoint: str = "last", device: str = "auto", precis
         raise GenlabError(f"--precision must be fp32 or bf16, got {precision!r}")
     model.to(dev).eval()
     if config.get("data", {}).get("modality") == "images":
-        from genlab.sample.images import ImageModel
+        from genlab.sampling.images import ImageModel
 
         return ImageModel(model, config, run_dir, dev, weights, precision)
     tokenizer = load_preprocessing(run_dir, config)
     if config.get("data", {}).get("modality") == "music":
-        from genlab.sample.music import MusicModel
+        from genlab.sampling.music import MusicModel
 
         return MusicModel(model, tokenizer, config, run_dir, dev, precision)
     return TextModel(model, tokenizer, config, run_dir, dev, precision)
 
 
 def sample(run: RunPath, prompt: str = "", **controls: Any) -> str | list[str]:
-    """Load a run and sample from it (see TextModel.generate for the controls)."""
+    """Load a run and sample from it (see TextModel.generate, or ImageModel.generate for image runs)."""
+    if _modality(run) == "images":
+        return load(run).generate(**controls)
     return load(run).generate(prompt=prompt, **controls)
 
 
@@ -102,15 +104,15 @@ def evaluate(run: RunPath, data: str | None = None, *, split: str = "val", block
     For an image model: Fréchet distance, KID, precision/recall, label accuracy and memorisation of
     generated samples (image_options: num_samples, seed and sampling controls; see evaluate.images)."""
     if _modality(run) == "images":
-        from genlab.evaluate.images import evaluate_run
+        from genlab.evaluation.images import evaluate_run
 
         return evaluate_run(run, data, device=device, **image_options)
     from genlab.data.text import prepare_text, read_text_source
-    from genlab.evaluate.text import text_metrics
+    from genlab.evaluation.text import text_metrics
 
     m = load(run, device=device)
     if getattr(m, "modality", None) == "music":  # loss per token, then sampled tunes against real ones
-        from genlab.evaluate.music import evaluate_music
+        from genlab.evaluation.music import evaluate_music
 
         options = {k: v for k, v in image_options.items() if k in ("num_samples", "seed") and v is not None}
         return evaluate_music(m, data, split=split, max_tokens=max_tokens, **options)
@@ -154,7 +156,7 @@ def _modality(run: RunPath) -> str:
 
 def export(run: RunPath, out: RunPath, *, format: str = "hf-gpt2") -> Path:
     """Write a run in another tool's format (hf-gpt2: a transformers GPT-2 directory)."""
-    from genlab.export import export as do_export
+    from genlab.exporting import export as do_export
 
     return do_export(load(run, device="cpu"), format, Path(out))
 

@@ -17,8 +17,9 @@ from genlab.errors import GenlabError  # noqa: E402
 
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a model on a dataset, or resume a run")
-    p.add_argument("data", nargs="?", help="dataset name (text:pydocs, text:pystdlib) or a path to .txt/.md")
-    p.add_argument("--family", help="gpt or lstm (default gpt)")
+    p.add_argument("data", nargs="?", help="dataset name (text:pydocs, text:pystdlib, images:digits, "
+                   "images:mnist:DIR) or a path to .txt/.md or to a folder of PNG/JPEG")
+    p.add_argument("--family", help="gpt, lstm, vae, gan or diffusion (default gpt)")
     p.add_argument("--config", help="TOML or YAML file of settings (flags override it)")
     p.add_argument("--resume", metavar="RUN", help="continue this run exactly where it stopped")
     p.add_argument("--out", metavar="RUN", help="run directory to create (default runs/FAMILY-DATA)")
@@ -56,7 +57,9 @@ def _add_train(sub) -> None:
     p.add_argument("--loss", choices=["nonsaturating", "hinge"], help="GAN loss")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"])
     p.add_argument("--device", help="auto, cpu or cuda")
-    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the training step")
+    p.add_argument("--compile", action="store_true", default=None,
+                   help="torch.compile the model's forward (text families; image families call their "
+                   "sub-networks directly and run eagerly)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     d = p.add_argument_group("distributed (runs the same command under torchrun)")
     for name, kind, text in [
@@ -138,7 +141,7 @@ DIST_FLAGS = ("nproc_per_node", "nnodes", "node_rank", "master_addr", "master_po
 
 def cmd_train(a, argv: list[str]) -> None:
     from genlab import api
-    from genlab.train.distributed import launch, under_torchrun
+    from genlab.training.distributed import launch, under_torchrun
 
     dist = {k: getattr(a, k) for k in DIST_FLAGS if getattr(a, k) is not None}
     if dist and not under_torchrun():
@@ -175,7 +178,7 @@ def cmd_sample(a) -> None:
         return _sample_images(m, a)
     if getattr(m, "modality", "text") == "music":
         return _sample_music(m, a)
-    a.num_samples = a.num_samples or 1
+    a.num_samples = 1 if a.num_samples is None else a.num_samples
     controls = dict(max_new_tokens=a.max_new_tokens, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
                     repetition_penalty=a.repetition_penalty, stop=a.stop, seed=a.seed, num_samples=a.num_samples)
     out = sys.stdout
@@ -195,7 +198,8 @@ def cmd_sample(a) -> None:
 
 def _sample_images(m, a) -> None:
     controls = {k: getattr(a, k) for k in IMAGE_CONTROLS}
-    images = m.generate(num_samples=a.num_samples or 64, seed=a.seed, interpolate=a.interpolate, **controls)
+    n = 64 if a.num_samples is None else a.num_samples
+    images = m.generate(num_samples=n, seed=a.seed, interpolate=a.interpolate, **controls)
     out = a.out_dir or "samples"
     paths = m.save_images(images, out)
     print(f"wrote {paths[0]} and {len(paths) - 1} images to {out}/ (seed {m.last_seed})")
@@ -226,7 +230,7 @@ def cmd_eval(a) -> None:
     metrics = api.evaluate(a.run, a.data, split=a.split, block_size=a.block_size, max_tokens=a.max_tokens,
                            device=a.device, **image_options)
     if "frechet_distance" in metrics:
-        from genlab.evaluate.images import metrics_table
+        from genlab.evaluation.images import metrics_table
 
         print(metrics_table(metrics))
         print(f"(written to {a.run}/metrics.json)", file=sys.stderr)

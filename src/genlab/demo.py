@@ -1,5 +1,6 @@
 """`genlab demo`: train a small GPT on Python's documentation for a couple of minutes, then sample;
-then a small GPT on folk tunes, written as .abc, .mid and .wav."""
+then a small GPT on folk tunes, written as .abc, .mid and .wav; then a class-conditional diffusion
+model on handwritten digits, written as a grid of PNGs."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ def demo(out: str = "runs/demo", minutes: float = 2.0) -> None:
         text = m.generate(prompt=prompt, max_new_tokens=300, temperature=0.8, top_k=40, seed=1)
         print(f"\n--- prompt {prompt!r} ---\n{prompt}{text}")
     demo_music(f"{out}-music", minutes=min(minutes, 1.5))
+    demo_images(f"{out}-images", minutes=min(minutes, 1.5))
 
 
 def demo_music(out: str, minutes: float = 1.5) -> list[Path]:
@@ -45,4 +47,20 @@ def demo_music(out: str, minutes: float = 1.5) -> list[Path]:
     good = next((t for t in tunes if not t.error), tunes[0])
     print(f"\n--- a tune (prompt 'M:6/8 K:Dmaj') ---\n{m.abc(good)}")
     print(f"wrote {len(paths)} files to {run / 'tunes'}: {', '.join(p.name for p in paths[:3])}, ...")
+    return paths
+
+
+def demo_images(out: str, minutes: float = 1.5) -> list[Path]:
+    """Train a conditional diffusion model on scikit-learn's digits, then write a grid: a row per digit."""
+    run = Path(out)
+    if (run / "config.json").exists():
+        shutil.rmtree(run, ignore_errors=True)
+    print(f"\ngenlab demo: training a conditional diffusion model on images:digits for {minutes:g} minutes",
+          file=sys.stderr)
+    api.train("images:digits", family="diffusion", conditional=True, out=str(run), max_steps=20_000,
+              eval_interval=500, max_minutes=minutes, lr_decay_steps=int(minutes * 60 * 8))
+    m = api.load(run)
+    images = m.generate(num_samples=40, seed=1)  # labels 0..9 in turn: four of each digit
+    paths = m.save_images(images, run / "samples")
+    print(f"wrote {paths[0]} (a grid of 40 digits, 0-9 in turn) and {len(paths) - 1} single images")
     return paths

@@ -51,12 +51,14 @@ class TextData:
 
 
 def open_data(source: str, *, block_size: int | None = None, tokenizer: str = "char", vocab_size: int | None = None,
-              val_fraction: float = 0.1, image_size: int | None = None, color: str = "auto", augment=None):
+              val_fraction: float = 0.1, image_size: int | None = None, color: str = "auto", augment=None,
+              modality: str | None = None):
     """Open a dataset by name (`text:pydocs`, `images:digits`) or path, prepared for training.
-    Image sources (`images:...`, folders of PNG/JPEG) give an ImageData, everything else a TextData."""
+    Image sources (`images:...`, folders of PNG/JPEG) give an ImageData, everything else a TextData;
+    modality="images" (an image family asking) reads the source as images whatever it looks like."""
     from genlab.data.images import is_image_source, open_images
 
-    if is_image_source(source):
+    if modality == "images" or is_image_source(source):
         return open_images(source, image_size=image_size, color=color, augment=augment, val_fraction=val_fraction)
     from genlab.data.music import is_music_source, open_music
 

@@ -283,6 +283,9 @@ def open_images(source: str, *, image_size: int | None = None, color: str = "aut
         train, tl, val, vl = _mnist(Path(folder).expanduser())
         train, val = _resize(train, image_size or 28), _resize(val, image_size or 28)
         names = [str(i) for i in range(10)]
+    elif ":" in source and not Path(source).exists() and not source.startswith("images:"):
+        raise GenlabError(f"{source} is not image data; the image families (vae, gan, diffusion) train on "
+                          f"{', '.join(BUILTIN_IMAGES)} or a folder of PNG/JPEG files")
     elif source.startswith("images:"):
         raise GenlabError(f"unknown dataset {source!r}; built-in image datasets are: {', '.join(BUILTIN_IMAGES)}, "
                           "or give a folder of PNG/JPEG files")

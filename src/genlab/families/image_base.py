@@ -1,5 +1,5 @@
 """What the three image families (vae, gan, diffusion) share: the batch they read, the sizes their
-down- and up-sampling can take, and the sampling contract that genlab.sample.images drives.
+down- and up-sampling can take, and the sampling contract that genlab.sampling.images drives.
 
 An image model (the nn.Module) offers:
     noise_shape                      the shape of one sample's starting noise (a latent, or x_T)
@@ -10,6 +10,7 @@ so that seeding, labels, interpolation between two noises and provenance are wri
 
 from __future__ import annotations
 
+import contextlib
 from typing import ClassVar
 
 import torch
@@ -42,3 +43,28 @@ def class_embedding(config) -> nn.Embedding | None:
 
 def one_hot(labels: torch.Tensor | None, num_classes: int) -> torch.Tensor | None:
     return None if labels is None else F.one_hot(labels, num_classes).float()
+
+
+@contextlib.contextmanager
+def held_out_noise(model: nn.Module, device: torch.device):
+    """In evaluation, draw the loss's noise from a fixed seed on a forked RNG: validation losses then compare
+    across evaluations, and evaluating never moves the training RNG (so resume stays exact)."""
+    if model.training:
+        yield
+        return
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(20240601)
+        yield
+
+
+def core(model: nn.Module) -> nn.Module:
+    """The family's own module inside a DistributedDataParallel or torch.compile wrapper: its attributes
+    (config, ema, sub-networks) are read there, while the forward pass goes through the wrapper."""
+    while True:
+        if hasattr(model, "_orig_mod"):  # torch.compile
+            model = model._orig_mod
+        elif isinstance(model, nn.parallel.DistributedDataParallel):
+            model = model.module
+        else:
+            return model

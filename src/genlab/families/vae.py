@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.families.image_base import ImageFamily, one_hot
+from genlab.families.image_base import ImageFamily, core, held_out_noise, one_hot
 
 
 @dataclass
@@ -106,8 +106,10 @@ class VAEFamily(ImageFamily):
     def loss(self, model: VAE, batch) -> torch.Tensor:
         """Negative ELBO per pixel: Bernoulli reconstruction + beta * KL(q(z|x) || N(0, I))."""
         x, labels = batch
-        logits, mu, logvar = model(x, labels if model.conditional else None)
+        vae = core(model)
+        with held_out_noise(model, x.device):
+            logits, mu, logvar = model(x, labels if vae.conditional else None)
         target = (x + 1) / 2  # pixels in [0, 1] as Bernoulli means
         recon = F.binary_cross_entropy_with_logits(logits.float(), target, reduction="sum")
         kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
-        return (recon + model.config.beta * kl) / x.numel()
+        return (recon + vae.config.beta * kl) / x.numel()

@@ -29,8 +29,12 @@ def write_model_card(run_dir: Path) -> None:
         "## Training data",
         "",
         f"- source: `{data.get('source')}` (sha256 of the text `{str(data.get('content_sha256', ''))[:16]}…`)",
-        f"- tokenizer: {config.get('tokenizer', {}).get('kind')} with {model.get('vocab_size')} tokens",
-        f"- split: the last {train['val_fraction']:.0%} of the corpus is held out for validation",
+        *([f"- images: {config['images']['image_size']}px, {config['images']['color']}, "
+           f"{len(config['images']['class_names'])} classes, normalised to [-1, 1]; "
+           f"{data.get('train_images')} for training, {data.get('val_images')} held out for validation"]
+          if "images" in config else
+          [f"- tokenizer: {config.get('tokenizer', {}).get('kind')} with {model.get('vocab_size')} tokens",
+           f"- split: the last {train['val_fraction']:.0%} of the corpus is held out for validation"]),
         "",
         "## Training",
         "",
@@ -52,6 +56,7 @@ def write_model_card(run_dir: Path) -> None:
         "## How to use",
         "",
         "```",
+        f"genlab sample {run_dir} --num-samples 64 --seed 1 -o samples/" if "images" in config else
         f"genlab sample {run_dir} --prompt \"...\" --temperature 0.8",
         "```",
         "",

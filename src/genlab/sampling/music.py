@@ -19,9 +19,9 @@ import torch
 from genlab.data.music_tokenizers import EOS, Note, tokens_to_abc
 from genlab.errors import GenlabError
 from genlab.io import atomic_write_bytes, atomic_write_text
-from genlab.sample.decode import decoding_model
-from genlab.sample.logits import SamplingSettings
-from genlab.sample.text import make_generator, sample_tokens
+from genlab.sampling.decode import decoding_model
+from genlab.sampling.logits import SamplingSettings
+from genlab.sampling.text import make_generator, sample_tokens
 
 MUSIC_FORMATS = ("abc", "mid", "wav")
 

@@ -113,14 +113,17 @@ class DDIMScheduler(_Scheduler):
     """DDIM: x_prev = sqrt(a_prev) x0_hat + sqrt(1 - a_prev - sigma^2) eps + sigma z, sigma = eta * DDPM's sigma."""
 
     def step(self, model_output: torch.Tensor, timestep, sample: torch.Tensor, eta: float = 0.0,
-             generator: torch.Generator | None = None) -> SchedulerOutput:
+             generator: torch.Generator | None = None, use_clipped_model_output: bool = False) -> SchedulerOutput:
         t = int(timestep)
         prev_t = self._prev(t)
         a_t, a_prev = self.alphas_cumprod[t], self._alpha_bar(prev_t)
         x0 = self._x0(model_output, t, sample)
+        eps = model_output
+        if use_clipped_model_output:  # the noise that the clipped x0 implies, so both terms agree
+            eps = (sample - a_t**0.5 * x0) / (1 - a_t) ** 0.5
         variance = (1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)
         sigma = eta * variance**0.5
-        prev = a_prev**0.5 * x0 + (1 - a_prev - sigma**2) ** 0.5 * model_output
+        prev = a_prev**0.5 * x0 + (1 - a_prev - sigma**2) ** 0.5 * eps
         if eta > 0:
             noise = torch.randn(model_output.shape, generator=generator, device=model_output.device,
                                 dtype=model_output.dtype)

@@ -58,6 +58,7 @@ class ImageModel:
         self.checkpoint_sha256 = file_sha256(self.weights_path)
         self.last_seed: int | None = None
         self.last_controls: dict = {}
+        self.last_labels: list[int] | None = None
 
     @property
     def num_classes(self) -> int:
@@ -168,14 +169,17 @@ class ImageModel:
             write_png(path, p, self.provenance(i))
             paths.append(path)
         grid_path = out / "grid.png"
-        write_png(grid_path, make_grid(pixels), self.provenance())
+        cycling = self.last_labels is not None and self.last_controls.get("label") is None
+        cols = self.num_classes if cycling and not self.last_controls.get("interpolate") else None
+        write_png(grid_path, make_grid(pixels, cols=cols), self.provenance())
         return [grid_path, *paths]
 
 
-def make_grid(pixels: torch.Tensor, pad: int = 2) -> torch.Tensor:
-    """(N, H, W, C) uint8 -> one image of the N tiles in rows of ceil(sqrt(N)) (or 10 when labels cycle)."""
+def make_grid(pixels: torch.Tensor, cols: int | None = None, pad: int = 2) -> torch.Tensor:
+    """(N, H, W, C) uint8 -> one image of the N tiles, `cols` a row (default ceil(sqrt(N)));
+    when the classes come in turn, a row per round of classes, so each column is one class."""
     n, h, w, c = pixels.shape
-    cols = math.ceil(math.sqrt(n))
+    cols = min(cols or math.ceil(math.sqrt(n)), n)
     rows = math.ceil(n / cols)
     grid = torch.zeros(rows * (h + pad) + pad, cols * (w + pad) + pad, c, dtype=torch.uint8)
     for i in range(n):

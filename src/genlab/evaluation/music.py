@@ -60,7 +60,7 @@ def _top_line(notes: list[Note]) -> list[Note]:
 def playable(model, tokens: list[str]) -> tuple[bool, str]:
     """Parses (music21 for ABC), has >= 8 notes, and converts to MIDI that reads back with the same notes."""
     from genlab.music.convert import midi_to_notes, notes_to_midi
-    from genlab.sample.music import Tune
+    from genlab.sampling.music import Tune
 
     tune = model.to_notes(Tune(list(tokens), seed=0, index=1))
     if tune.error:
@@ -188,7 +188,7 @@ def evaluate_music(m, data: str | None = None, *, split: str = "val", max_tokens
                    top_k: int | None = None, seed: int = 0, save: bool = True) -> dict:
     """Evaluate a music model (see the module docstring); saves RUN/metrics.json."""
     from genlab.data.music import prepare_music
-    from genlab.evaluate.text import text_metrics
+    from genlab.evaluation.text import text_metrics
 
     if split not in ("val", "train", "all"):
         raise GenlabError(f"--split must be val, train or all, got {split!r}")

@@ -25,15 +25,15 @@ from genlab.errors import GenlabError
 from genlab.families import get_family
 from genlab.io import atomic_write_json, atomic_write_text, read_json
 from genlab.runtime import autocast_context, pick_device, pick_precision, setup_threads
-from genlab.train.checkpoint import (
+from genlab.training.checkpoint import (
     load_checkpoint,
     read_trainer_state,
     rng_states,
     save_checkpoint,
     set_rng_states,
 )
-from genlab.train.config import TrainConfig
-from genlab.train.distributed import Distributed, init_distributed, rank_seed, restart_count
+from genlab.training.config import TrainConfig
+from genlab.training.distributed import Distributed, init_distributed, rank_seed, restart_count
 
 EVAL_SEED = 20240601  # evaluation always reads the same validation windows, so numbers compare
 
@@ -146,7 +146,11 @@ def _train(cfg: TrainConfig, family, dist: Distributed, run_dir: Path, resuming:
     default_block = getattr(family.config_class(), "block_size", None)  # image families have none
     block_size = (model_config_dict or cfg.model).get("block_size", default_block)
     data = open_data(cfg.data, block_size=block_size, tokenizer=cfg.tokenizer, vocab_size=cfg.vocab_size,
-                     val_fraction=cfg.val_fraction, image_size=cfg.image_size, color=cfg.color, augment=cfg.augment)
+                     val_fraction=cfg.val_fraction, image_size=cfg.image_size, color=cfg.color, augment=cfg.augment,
+                     modality="images" if family.batch_kind == "images" else None)
+    if data.modality == "images" and family.batch_kind != "images":
+        raise GenlabError(f"{cfg.data} holds images, which the {family.name} family cannot model; "
+                          "train it with --family vae, gan or diffusion")
     if model_config_dict is None:
         model_config = family.make_config({**cfg.model, **data.model_settings()})
     else:
@@ -183,8 +187,10 @@ def _train(cfg: TrainConfig, family, dist: Distributed, run_dir: Path, resuming:
             **data.preprocessing(), "data": data.describe(), "train": asdict(cfg), "n_params": n_params,
             "distributed": {"world_size": dist.world_size, "global_batch_size": cfg.batch_size * dist.world_size},
         })
+    if cfg.compile:  # compiles model.forward in place: state_dict keys and checkpoints stay as they are
+        model.compile()
     train_model = family.wrap_for_ddp(model, _ddp_wrapper(device)) if dist.enabled else model
-    step_fn = torch.compile(family.train_step) if cfg.compile else family.train_step
+    step_fn = family.train_step
     ctx = StepContext(device, precision, cfg.grad_clip)
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
     described = data.describe()

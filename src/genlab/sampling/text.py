@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import torch
 
 from genlab.errors import GenlabError
-from genlab.sample.decode import decoding_model
-from genlab.sample.logits import SamplingSettings, choose, process_logits
+from genlab.sampling.decode import decoding_model
+from genlab.sampling.logits import SamplingSettings, choose, process_logits
 
 
 def make_generator(seed: int | None, device: torch.device) -> tuple[torch.Generator, int]:

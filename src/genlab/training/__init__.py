@@ -1,0 +1,1 @@
+"""The one training loop, its configuration, checkpoints and distributed set-up."""
