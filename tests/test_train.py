@@ -122,3 +122,12 @@ def test_config_file_and_unknown_keys(tmp_path, small_corpus):
     yml.write_text("max_steps: 10\nn_layerz: 3\n")
     with pytest.raises(GenlabError, match="unknown setting.*n_layerz"):
         api.train(str(small_corpus), config=str(yml), quiet=True)
+
+
+def test_api_functions_are_not_shadowed_by_subpackages():
+    import genlab
+    import genlab.evaluation.text  # noqa: F401
+    import genlab.sampling.text  # noqa: F401
+    import genlab.training.trainer  # noqa: F401
+
+    assert all(callable(getattr(genlab, name)) for name in ("train", "sample", "evaluate", "export", "load"))

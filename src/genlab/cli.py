@@ -5,12 +5,31 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
+
+
+def _cores_busy_now(seconds: float = 0.05) -> float:
+    """The share of CPU time other processes used over a short look at /proc/stat (0 where unknown)."""
+    def sample():
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        return values[3] + values[4], sum(values)  # idle + iowait, total
+
+    try:
+        idle0, total0 = sample()
+        time.sleep(seconds)
+        idle1, total1 = sample()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return 1.0 - (idle1 - idle0) / max(1, total1 - total0)
+
 
 # OpenMP threads that spin while waiting for work were measured to slow training steps 3-8x on a
 # busy 2-core machine, while on an idle one passive waiting made small steps ~40% slower (27 -> 38 ms).
-# So wait passively only when other work already keeps the cores busy. Must be set before torch loads.
-if os.getloadavg()[0] > 0.75 * (os.cpu_count() or 1):
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# So wait passively only when other work keeps the cores busy right now (the load average lags by
+# a minute, and counts our own last run). Must be set before torch loads.
+if "OMP_WAIT_POLICY" not in os.environ and _cores_busy_now() > 0.5:
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 from genlab.errors import GenlabError  # noqa: E402
 
@@ -35,7 +54,9 @@ def _add_train(sub) -> None:
         ("lr-decay-steps", int, "cosine horizon (default: max-steps)"),
         ("max-minutes", float, "stop (with a checkpoint) after this much wall time"),
         ("eval-interval", int, "evaluate and checkpoint every N steps"),
-        ("eval-batches", int, "validation batches per evaluation"), ("weight-decay", float, "AdamW decay"),
+        ("eval-batches", int, "validation batches per evaluation"),
+        ("log-interval", int, "write a metrics.jsonl row every N steps (default 10)"),
+        ("weight-decay", float, "AdamW decay"),
         ("grad-clip", float, "clip the gradient norm (0 = off)"), ("seed", int, "random seed"),
         ("val-fraction", float, "share of the corpus held out (default 0.1, the end)"),
     ]:
@@ -132,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="train a small model on built-in data and show samples")
     p.add_argument("--out", default="runs/demo")
-    p.add_argument("--minutes", type=float, default=2.0, help="training budget")
+    p.add_argument("--minutes", type=float, default=1.5, help="training budget of the text model")
     return parser
 
 

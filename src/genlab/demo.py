@@ -28,8 +28,9 @@ def demo(out: str = "runs/demo", minutes: float = 2.0) -> None:
     for prompt in ("The ", "A list is "):
         text = m.generate(prompt=prompt, max_new_tokens=300, temperature=0.8, top_k=40, seed=1)
         print(f"\n--- prompt {prompt!r} ---\n{prompt}{text}")
-    demo_music(f"{out}-music", minutes=min(minutes, 1.5))
-    demo_images(f"{out}-images", minutes=min(minutes, 1.5))
+    # the three parts together stay within ~5 minutes on 2 cores
+    demo_music(f"{out}-music", minutes=min(minutes, 1.0))
+    demo_images(f"{out}-images", minutes=min(minutes, 1.25))
 
 
 def demo_music(out: str, minutes: float = 1.5) -> list[Path]:
