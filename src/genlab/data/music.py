@@ -16,16 +16,14 @@ from __future__ import annotations
 import collections
 import hashlib
 import json
-import os
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from genlab.data import TextData
 from genlab.data.music_tokenizers import (
     AbcError,
     AbcTokenizer,
@@ -34,9 +32,9 @@ from genlab.data.music_tokenizers import (
     load_music_tokenizer,
     split_tunes,
 )
-from genlab.data.text import cache_root, random_windows
+from genlab.data.text import cache_root
 from genlab.errors import GenlabError
-from genlab.io import fsync_dir
+from genlab.io import atomic_directory
 
 FOLK_COLLECTIONS = ("essenFolksong", "oneills1850", "airdsAirs", "ryansMammoth")
 BUILTIN_MUSIC = ("music:folk", "music:bach")
@@ -268,9 +266,7 @@ def _build_cache(source: str, files: list[Path], kind: str, folder: Path) -> Non
     ids = [tok.ids(tunes[i]) for i in order]
     starts = np.concatenate([[0], np.cumsum([len(x) for x in ids])]).astype(np.int64)
     dtype = np.uint16 if tok.vocab_size <= 65536 else np.uint32
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with atomic_directory(folder) as tmp:
         np.concatenate(ids).astype(dtype).tofile(tmp / "tokens.bin")
         np.save(tmp / "starts.npy", starts, allow_pickle=False)
         tok.save(tmp / "tokenizer.json")
@@ -278,14 +274,6 @@ def _build_cache(source: str, files: list[Path], kind: str, folder: Path) -> Non
             "dtype": np.dtype(dtype).name, "kind": kind, "n_files": len(files),
             "failures": dict(failures), "examples": examples,
         }))
-        try:
-            os.replace(tmp, folder)  # atomic publish; another process may have won the race
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
-        fsync_dir(folder.parent)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -293,29 +281,17 @@ def _build_cache(source: str, files: list[Path], kind: str, folder: Path) -> Non
 # ---------------------------------------------------------------------------------------------------
 
 
-class MusicData:
-    """Tunes as one token stream served as random next-token windows (the TextData interface)."""
+class MusicData(TextData):
+    """Tunes as one token stream served as random next-token windows, exactly as text; windows of
+    event tokens are also transposed to random keys."""
 
     modality = "music"
-    unit = "tok"
-
-    def __init__(self, corpus: MusicCorpus, block_size: int):
-        self.corpus = corpus
-        self.tokenizer = corpus.tokenizer
-        self.block_size = block_size
-
-    def model_settings(self) -> dict:
-        return {"vocab_size": self.tokenizer.vocab_size}
 
     def batch(self, split: str, batch_size: int, generator: torch.Generator):
-        data = self.corpus.train if split == "train" else self.corpus.val
-        x, y = random_windows(data, batch_size, self.block_size, generator)
+        x, y = super().batch(split, batch_size, generator)
         if split == "train" and self.tokenizer.kind == "events":
             x, y = _transpose_windows(x, y, self.tokenizer, generator)
         return x, y
-
-    def items_in(self, batch) -> int:
-        return batch[0].numel()
 
     def describe(self) -> dict:
         c = self.corpus
@@ -331,12 +307,6 @@ class MusicData:
             "unreadable_tunes": int(sum(c.failures.values())),
             "unreadable_reasons": dict(sorted(c.failures.items(), key=lambda x: -x[1])[:10]),
         }
-
-    def preprocessing(self) -> dict:
-        return {"tokenizer": {"kind": self.tokenizer.kind, "vocab_size": self.tokenizer.vocab_size}}
-
-    def save(self, run_dir: Path) -> None:
-        self.tokenizer.save(Path(run_dir) / "tokenizer.json")
 
 
 def _transpose_windows(x: torch.Tensor, y: torch.Tensor, tok: EventTokenizer, generator: torch.Generator):

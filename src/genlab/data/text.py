@@ -9,9 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import sysconfig
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +18,7 @@ import torch
 
 from genlab.data.tokenizer import load_tokenizer, train_tokenizer
 from genlab.errors import GenlabError
-from genlab.io import fsync_dir
+from genlab.io import atomic_directory
 
 TEXT_SUFFIXES = (".txt", ".md")
 _SKIP_STDLIB_DIRS = {
@@ -123,22 +121,12 @@ def prepare_text(
         tok = train_tokenizer(tokenizer, text, vocab_size)
         ids = tok.encode(text)
         dtype = np.uint16 if tok.vocab_size <= 65536 else np.uint32
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=folder.parent))
-        try:
+        with atomic_directory(folder) as tmp:
             ids.astype(dtype).tofile(tmp / "tokens.bin")
             tok.save(tmp / "tokenizer.json")
             (tmp / "meta.json").write_text(
                 json.dumps({"n_tokens": int(len(ids)), "dtype": np.dtype(dtype).name, "tokenizer": tokenizer})
             )
-            try:
-                os.replace(tmp, folder)  # atomic publish; another process may have won the race
-            except OSError:
-                shutil.rmtree(tmp, ignore_errors=True)
-            fsync_dir(folder.parent)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
     meta = json.loads(meta_path.read_text())
     tok = load_tokenizer(tokenizer, folder / "tokenizer.json")
     n = meta["n_tokens"]
