@@ -37,9 +37,8 @@ class KVCache:
 
     def __init__(self, config: GPTConfig, batch_size: int, max_len: int, device, dtype):
         head_dim = config.n_embd // config.n_head
-        shape = (batch_size, config.n_head, max_len, head_dim)
-        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
-        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
+        shape = (2, batch_size, config.n_head, max_len, head_dim)  # keys and values together
+        self.kv = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
         self.max_len = max_len
         self.pos = 0  # number of positions already filled
 
@@ -56,23 +55,21 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)
-        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hd)
-        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        # q, k and v as views of one tensor, so that a cache takes keys and values in one copy
+        qkv = self.c_attn(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)  # (3, B, nh, T, hd)
+        q, kv = qkv[0], qkv[1:]
         mask, is_causal = None, T > 1
         if cache is not None:
             past = cache.pos
-            cache.k[layer][:, :, past : past + T] = k
-            cache.v[layer][:, :, past : past + T] = v
-            k = cache.k[layer][:, :, : past + T]
-            v = cache.v[layer][:, :, : past + T]
+            cache.kv[layer][:, :, :, past : past + T] = kv
+            kv = cache.kv[layer][:, :, :, : past + T]  # (2, B, nh, past + T, hd)
             if past > 0 and T > 1:
                 # a chunk after a prefix: query i may see every key up to its own absolute position
                 mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(diagonal=past)
                 is_causal = False
             elif T == 1:
                 is_causal = False  # one new token may see everything before it
+        k, v = kv.unbind(0)
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0, is_causal=is_causal
         )  # (B, nh, T, hd)
