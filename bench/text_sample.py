@@ -102,8 +102,9 @@ def main() -> None:
     print(f"read bandwidth {bandwidth:.1f} GB/s; batch-1 limit = bandwidth / fp32 weight bytes", file=sys.stderr)
     print(f"{'size':<14}{'batch':>6}{'genlab tok/s':>14}{'hf tok/s':>10}{'ratio':>8}{'of limit':>10}")
     for size, batch, ours, theirs, ratio, share in rows:
-        print(f"{size:<14}{batch:>6}{ours:>14,.0f}{theirs or 0:>10,.0f}{ratio or 0:>8.2f}"
-              f"{'' if share is None else f'{share:.0%}':>10}")
+        hf = "-" if theirs is None else f"{theirs:,.0f}"
+        times = "-" if ratio is None else f"{ratio:.2f}"
+        print(f"{size:<14}{batch:>6}{ours:>14,.0f}{hf:>10}{times:>8}{'' if share is None else f'{share:.0%}':>10}")
     print(json.dumps(figures))
 
 
