@@ -108,3 +108,18 @@ def test_nonsensical_training_options(capsys, small_corpus, tmp_path):
     assert "dropout" in user_error(capsys, "train", small_corpus, "--dropout", "1.5", "--out", tmp_path / "b")
     assert "unknown family" in user_error(capsys, "train", small_corpus, "--family", "rnn", "--out", tmp_path / "c")
     assert "block-size" in user_error(capsys, "train", small_corpus, "--block-size", "100000", "--out", tmp_path / "d")
+
+
+def test_stop_strings_and_streaming_agree_with_generate(run):
+    from genlab import api
+
+    m = api.load(run)
+    controls = dict(max_new_tokens=120, seed=3, temperature=1.0)
+    full = m.generate(prompt="The ", **controls)
+    stop = next(full[i : i + 2] for i in range(5, len(full) - 2) if full[i : i + 2].strip())  # occurs in `full`
+    cut = m.generate(prompt="The ", stop=[stop], **controls)
+    assert full.startswith(cut) and stop not in cut and len(cut) < len(full)
+    assert "".join(m.stream(prompt="The ", stop=[stop], **controls)) == cut
+    assert "".join(m.stream(prompt="The ", **controls)) == full
+    several = m.generate(prompt="The ", num_samples=3, **controls)
+    assert isinstance(several, list) and len(several) == 3 and several[0] != several[1]
