@@ -69,8 +69,13 @@ class Distributed:
     def device_for_collectives(self) -> torch.device:
         return torch.device("cuda", self.local_rank) if self.backend == "nccl" else torch.device("cpu")
 
-    def close(self) -> None:
+    def close(self, finished: bool = True) -> None:
+        """Leave the process group. After a finished run every rank waits for the others first: a rank
+        that tore down its connections while a peer was still in its last collective made that peer's
+        gloo abort (SIGABRT). After an error there is no waiting, which could hang."""
         if self.enabled and dist.is_initialized():
+            if finished:
+                dist.barrier()
             dist.destroy_process_group()
 
 

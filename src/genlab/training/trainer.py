@@ -121,9 +121,12 @@ def train(cfg: TrainConfig | None = None, *, resume: str | os.PathLike | None = 
     family = get_family(cfg.family)
     dist = init_distributed(cfg.device)
     try:
-        return _train(cfg, family, dist, run_dir, resume is not None, model_config_dict, saved_world, quiet)
-    finally:
-        dist.close()
+        run = _train(cfg, family, dist, run_dir, resume is not None, model_config_dict, saved_world, quiet)
+    except BaseException:
+        dist.close(finished=False)
+        raise
+    dist.close()
+    return run
 
 
 def _train(cfg: TrainConfig, family, dist: Distributed, run_dir: Path, resuming: bool, model_config_dict,
