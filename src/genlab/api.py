@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from pathlib import Path
@@ -43,8 +44,6 @@ def train(data: str | None = None, *, config: str | None = None, resume: RunPath
     family = get_family(values.get("family", "gpt"))
     for key, value in family.train_defaults.items():  # e.g. images train in batches of 128
         values.setdefault(key, value)
-    import dataclasses
-
     model_keys = {f.name for f in dataclasses.fields(family.config_class)} - family.data_keys
     return run_training(make_train_config(values, model_keys), quiet=quiet)
 
