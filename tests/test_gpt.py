@@ -1,7 +1,9 @@
+import pytest
 import torch
 
 from genlab.families.gpt import GPT, GPTConfig
 from genlab.families.lstm import LSTM, LSTMConfig
+from genlab.sampling.decode import SplitLinear, decoding_model, packed_copy, split_copy
 from genlab.sampling.logits import SamplingSettings, choose, process_logits
 from genlab.sampling.text import sample_tokens
 
@@ -75,3 +77,23 @@ def test_lstm_state_carried_matches_full_forward():
     state = model.new_cache(2)
     steps = [model(idx[:, :5], state)] + [model(idx[:, t : t + 1], state) for t in range(5, 30)]
     torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("make", [lambda m: split_copy(m, 2), lambda m: split_copy(m, 4),
+                                  lambda m: packed_copy(m, 3), lambda m: decoding_model(m, 3)],
+                         ids=["split2", "split4", "packed", "chosen"])
+def test_decoding_variants_match_the_plain_model(make):
+    model = tiny_gpt()
+    idx = torch.randint(0, 50, (3, 12), generator=torch.Generator().manual_seed(4))
+    fast = make(model)
+    with torch.inference_mode():
+        full = model(idx)
+        cache = fast.new_cache(3)
+        steps = torch.cat([fast(idx[:, i : i + 1], cache) for i in range(idx.shape[1])], dim=1)
+    torch.testing.assert_close(steps, full, atol=1e-5, rtol=1e-5)
+
+
+def test_split_linear_keeps_layers_it_cannot_split():
+    fast = split_copy(tiny_gpt(), 4)
+    assert isinstance(fast.transformer.h[0].mlp.c_fc, SplitLinear)  # 128 outputs: four slices of 32
+    assert type(fast.lm_head) is torch.nn.Linear  # 50 outputs do not split in four
