@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from fractions import Fraction
 
 import mido
@@ -37,8 +38,6 @@ def abc_run(abc_folder, tmp_path_factory):
 
 
 def test_tiny_model_learns_and_samples_parseable_tunes(abc_run, tmp_path):
-    import json
-
     config = json.loads((abc_run / "config.json").read_text())
     assert config["data"]["modality"] == "music" and config["tokenizer"]["kind"] == "abc"
     assert config["data"]["unreadable_tunes"] == 1  # broken.abc: counted, not silently dropped
@@ -59,12 +58,16 @@ def test_cli_sample_writes_files_and_eval_measures(abc_run, tmp_path, capsys):
     assert main(["sample", str(abc_run), "--prompt", "M:2/4 K:Gmaj", "--temperature", "0.9", "--num-samples", "2",
                  "--seed", "3", "-o", str(out)]) == 0
     assert sorted(p.suffix for p in out.iterdir()).count(".abc") == 2
-    from genlab.evaluation.music import evaluate_music
-
-    metrics = evaluate_music(api.load(abc_run), num_samples=6, max_new_tokens=120, save=False)
-    for key in ("val_loss", "parse_rate", "real_parse_rate", "pitch_class_distance", "duration_distance",
-                "interval_distance", "bars_distance", "longest_copied_notes", "copied_8gram_share"):
+    capsys.readouterr()
+    assert main(["eval", str(abc_run), "--num-samples", "6", "--max-new-tokens", "120", "--temperature", "0.9",
+                 "--top-k", "20"]) == 0
+    assert "parse_rate: " in capsys.readouterr().out
+    metrics = json.loads((abc_run / "metrics.json").read_text())
+    for key in ("val_loss", "parse_rate", "real_parse_rate", "pitch_class_distance", "scale_degree_distance",
+                "duration_distance", "interval_distance", "bars_distance", "longest_copied_notes",
+                "copied_8gram_share"):
         assert key in metrics
+    assert metrics["temperature"] == 0.9 and metrics["top_k"] == 20
     assert metrics["real_parse_rate"] == 1.0 and metrics["parse_rate"] >= 0.5
     assert metrics["longest_copied_notes"] >= 8  # it memorised three tunes
 

@@ -98,14 +98,20 @@ def sample(run: RunPath, prompt: str = "", **controls: Any) -> str | list[str]:
 
 
 def evaluate(run: RunPath, data: str | None = None, *, split: str = "val", block_size: int | None = None,
-             max_tokens: int | None = None, device: str = "auto", **image_options: Any) -> dict:
+             max_tokens: int | None = None, device: str = "auto", **sampling: Any) -> dict:
     """Validation loss, perplexity and bits per character; saved to RUN/metrics.json.
     For an image model: Fréchet distance, KID, precision/recall, label accuracy and memorisation of
-    generated samples (image_options: num_samples, seed and sampling controls; see evaluate.images)."""
+    generated samples (sampling: num_samples, seed and sampling controls; see evaluation.images).
+    For a music model: loss per token, then sampled tunes against real ones (sampling: num_samples,
+    seed, temperature, top_k, max_new_tokens; see evaluation.music)."""
+    music_only = ("temperature", "top_k", "max_new_tokens")
     if _modality(run) == "images":
         from genlab.evaluation.images import evaluate_run
 
-        return evaluate_run(run, data, device=device, **image_options)
+        if given := [k for k in music_only if sampling.get(k) is not None]:
+            raise GenlabError(f"--{given[0].replace('_', '-')} is for text and music models; an image model "
+                              "is evaluated with --num-samples, --seed and the image controls")
+        return evaluate_run(run, data, device=device, **sampling)
     from genlab.data.text import prepare_text, read_text_source
     from genlab.evaluation.text import text_metrics
 
@@ -113,7 +119,7 @@ def evaluate(run: RunPath, data: str | None = None, *, split: str = "val", block
     if getattr(m, "modality", None) == "music":  # loss per token, then sampled tunes against real ones
         from genlab.evaluation.music import evaluate_music
 
-        options = {k: v for k, v in image_options.items() if k in ("num_samples", "seed") and v is not None}
+        options = {k: v for k, v in sampling.items() if k in ("num_samples", "seed", *music_only) and v is not None}
         return evaluate_music(m, data, split=split, max_tokens=max_tokens, **options)
     trained = m.model.max_context
     if block_size is not None:

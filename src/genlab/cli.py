@@ -142,9 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--block-size", type=int, default=None)
     p.add_argument("--max-tokens", type=int, default=None, help="evaluate at most this many tokens")
     p.add_argument("--device", default="auto")
-    p.add_argument("--num-samples", type=int, default=None, help="images: samples to measure (default 1000)")
-    p.add_argument("--seed", type=int, default=None, help="images: sampling seed (default 0)")
+    p.add_argument("--num-samples", type=int, default=None,
+                   help="samples to measure (images: default 1000; music: default 100)")
+    p.add_argument("--seed", type=int, default=None, help="sampling seed (default 0)")
     _add_image_controls(p)
+    g = p.add_argument_group("music")
+    g.add_argument("--temperature", type=float, default=None, help="sampling temperature (default 1.0)")
+    g.add_argument("--top-k", type=int, default=None, help="sample from the k likeliest tokens only")
+    g.add_argument("--max-new-tokens", type=int, default=None, help="longest sampled tune in tokens (default 512)")
 
     p = sub.add_parser("export", help="write a run in another tool's format")
     p.add_argument("run")
@@ -247,9 +252,10 @@ def _sample_music(m, a) -> None:
 def cmd_eval(a) -> None:
     from genlab import api
 
-    image_options = {k: getattr(a, k) for k in ("num_samples", "seed", *IMAGE_CONTROLS) if getattr(a, k) is not None}
+    names = ("num_samples", "seed", "temperature", "top_k", "max_new_tokens", *IMAGE_CONTROLS)
+    sampling = {k: getattr(a, k) for k in names if getattr(a, k) is not None}
     metrics = api.evaluate(a.run, a.data, split=a.split, block_size=a.block_size, max_tokens=a.max_tokens,
-                           device=a.device, **image_options)
+                           device=a.device, **sampling)
     if "frechet_distance" in metrics:
         from genlab.evaluation.images import metrics_table
 

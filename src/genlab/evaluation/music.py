@@ -1,6 +1,6 @@
 """Music metrics: is it music, does it sound like the training tunes, is it new?
 
-- validation loss per token (and perplexity) over the held-out tunes;
+- validation loss per token (and perplexity) over the held-out tunes, each read from its start;
 - parse rate: the share of sampled tunes that music21 parses, that have at least 8 notes and that
   convert to MIDI (and read back); the same check on as many real held-out tunes gives the
   yardstick `real_parse_rate`;
@@ -18,8 +18,11 @@ import math
 from collections import Counter
 from fractions import Fraction
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from genlab.data.music_tokenizers import BOS, EOS, Note
 from genlab.errors import GenlabError
@@ -35,17 +38,47 @@ INTERVAL_CLIP = 12
 # ---------------------------------------------------------------------------------------------------
 
 
-def token_notes(tokenizer, tokens: list[str]) -> tuple[list[int], list[Fraction], int]:
-    """Pitches, durations (quarters) and bars of a tune's tokens, read without music21."""
+class TuneNotes(NamedTuple):
+    pitches: list[int]  # MIDI numbers of the melody
+    durations: list[Fraction]  # quarter notes
+    bars: int
+    tonic: int | None  # pitch class of the tune's key, None when unknown
+
+
+def token_notes(tokenizer, tokens: list[str]) -> TuneNotes:
+    """The melody, bars and key of a tune's tokens, read without music21."""
     if tokenizer.kind == "abc":
         from genlab.music.abc_notes import abc_notes
 
         n = abc_notes(tokens)
-        return n.pitches, n.durations, n.bars
+        return TuneNotes(n.pitches, n.durations, n.bars, n.tonic)
     notes = tokenizer.tokens_to_notes(tokens)
     melody = _top_line(notes)
     end = max((n.start + n.duration for n in notes), default=Fraction(0))
-    return [n.pitch for n in melody], [n.duration for n in melody], int(math.ceil(end / 4))
+    return TuneNotes([n.pitch for n in melody], [n.duration for n in melody], int(math.ceil(end / 4)),
+                     estimate_tonic([n.pitch for n in notes], [n.duration for n in notes]))
+
+
+# Krumhansl and Kessler's key profiles (1982): how well each pitch class, counted from the tonic,
+# fits a major and a minor key.
+_MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+_MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+
+
+def estimate_tonic(pitches: list[int], durations: list[Fraction]) -> int | None:
+    """The tonic pitch class of the key whose profile best correlates with the duration-weighted
+    pitch classes (the Krumhansl-Schmuckler key finder); None for fewer than two pitch classes."""
+    weights = np.zeros(12)
+    np.add.at(weights, np.asarray(pitches, dtype=np.int64) % 12, np.asarray([float(d) for d in durations]))
+    if np.count_nonzero(weights) < 2:
+        return None
+    best, tonic = -2.0, None
+    for profile in (_MAJOR_PROFILE, _MINOR_PROFILE):
+        for t in range(12):
+            r = float(np.corrcoef(weights, np.roll(profile, t))[0, 1])
+            if r > best:
+                best, tonic = r, t
+    return tonic
 
 
 def _top_line(notes: list[Note]) -> list[Note]:
@@ -74,19 +107,60 @@ def playable(model, tokens: list[str]) -> tuple[bool, str]:
     return (len(back) == len(tune.notes)), "MIDI lost notes"
 
 
+@torch.inference_mode()
+def tune_loss(model, corpus, tunes: range, block_size: int, device, max_tokens: int | None = None,
+              batch_size: int = 32) -> dict:
+    """Loss per token of whole tunes, each read from its own first token, as sampling reads it.
+
+    A tune longer than the context goes on in windows that keep half a context of what came
+    before; every token is scored once. (Windows cut anywhere in the token stream, as for text,
+    would score tokens without their tune's meter and key, which sampling never asks for.)
+    """
+    rows: list[np.ndarray] = []  # inputs and targets of one window; -100 marks targets not scored here
+    scored_total = 0
+    for i in tunes:
+        t = corpus.tune(i).astype(np.int64)
+        n, done = len(t) - 1, 0  # n targets: t[1:]
+        while done < n and (max_tokens is None or scored_total < max_tokens):
+            end = min(n, done + (block_size if done == 0 else block_size // 2))
+            start = max(0, end - block_size)
+            x = np.zeros(block_size, dtype=np.int64)
+            y = np.full(block_size, -100, dtype=np.int64)
+            x[: end - start] = t[start:end]
+            y[done - start : end - start] = t[done + 1 : end + 1]
+            rows.append(np.stack([x, y]))
+            scored_total += end - done
+            done = end
+    if not rows:
+        raise GenlabError("no tune to evaluate; the split is empty")
+    model.eval()
+    total, count = 0.0, 0
+    for b in range(0, len(rows), batch_size):
+        chunk = torch.from_numpy(np.stack(rows[b : b + batch_size])).to(device)
+        logits = model(chunk[:, 0])
+        y = chunk[:, 1]
+        total += F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=-100,
+                                 reduction="sum").item()
+        count += int((y != -100).sum())
+    loss = total / count
+    return {"val_loss": round(loss, 5), "perplexity": round(math.exp(loss), 4), "tokens": count}
+
+
 # ---------------------------------------------------------------------------------------------------
 # Distributions
 # ---------------------------------------------------------------------------------------------------
 
 
-def features(seqs: list[tuple[list[int], list[Fraction], int]]) -> dict[str, Counter]:
-    pcs, durs, ints, bars = Counter(), Counter(), Counter(), Counter()
-    for pitches, durations, n_bars in seqs:
+def features(tunes: list[TuneNotes]) -> dict[str, Counter]:
+    pcs, degrees, durs, ints, bars = Counter(), Counter(), Counter(), Counter(), Counter()
+    for pitches, durations, n_bars, tonic in tunes:
         pcs.update(p % 12 for p in pitches)
+        if tonic is not None:
+            degrees.update((p - tonic) % 12 for p in pitches)
         durs.update(str(d) for d in durations)
         ints.update(max(-INTERVAL_CLIP, min(INTERVAL_CLIP, b - a)) for a, b in zip(pitches, pitches[1:], strict=False))
         bars[min(n_bars, 64) // 4 * 4] += 1  # bars per tune in bins of 4
-    return {"pitch_class": pcs, "duration": durs, "interval": ints, "bars": bars}
+    return {"pitch_class": pcs, "scale_degree": degrees, "duration": durs, "interval": ints, "bars": bars}
 
 
 def distances(p: Counter, q: Counter) -> tuple[float, float]:
@@ -188,7 +262,6 @@ def evaluate_music(m, data: str | None = None, *, split: str = "val", max_tokens
                    top_k: int | None = None, seed: int = 0, save: bool = True) -> dict:
     """Evaluate a music model (see the module docstring); saves RUN/metrics.json."""
     from genlab.data.music import prepare_music
-    from genlab.evaluation.text import text_metrics
 
     if split not in ("val", "train", "all"):
         raise GenlabError(f"--split must be val, train or all, got {split!r}")
@@ -197,11 +270,11 @@ def evaluate_music(m, data: str | None = None, *, split: str = "val", max_tokens
     if m.tokenizer.kind == "abc" and corpus.tokenizer.vocab != m.tokenizer.vocab:
         raise GenlabError(f"{source} tokenizes into a vocabulary this model was not trained on; "
                           "evaluate it on its own training data")
-    tokens = {"val": corpus.val, "train": corpus.train, "all": corpus.tokens}[split]
+    held = {"val": range(corpus.n_train, corpus.n_tunes), "train": range(corpus.n_train),
+            "all": range(corpus.n_tunes)}[split]
     block = m.config["model"].get("block_size", 256)
-    loss = text_metrics(m.model, m.tokenizer, np.asarray(tokens), block, m.device,
-                        max_tokens=max_tokens if max_tokens is not None else 100_000)
-    metrics: dict = {"val_loss": loss["val_loss"], "perplexity": loss["perplexity"], "tokens": loss["tokens"]}
+    metrics: dict = tune_loss(m.model, corpus, held, block, m.device,
+                              max_tokens=max_tokens if max_tokens is not None else 100_000)
 
     tunes = m.generate("", num_samples=num_samples, max_new_tokens=max_new_tokens, temperature=temperature,
                        top_k=top_k, seed=seed)
@@ -225,16 +298,16 @@ def evaluate_music(m, data: str | None = None, *, split: str = "val", max_tokens
     ref_notes = [token_notes(m.tokenizer, t) for t in reference]
     f_train, f_sample = features(train_notes), features(sample_notes)
     f_base, f_ref = features(base_notes), features(ref_notes)
-    for name in ("pitch_class", "duration", "interval", "bars"):
+    for name in ("pitch_class", "scale_degree", "duration", "interval", "bars"):
         d, kl = distances(f_train[name], f_sample[name])
         metrics[f"{name}_distance"], metrics[f"{name}_kl"] = d, kl
         metrics[f"{name}_distance_shuffled"] = distances(f_train[name], f_base[name])[0]
         metrics[f"{name}_distance_real"] = distances(f_train[name], f_ref[name])[0]
-    metrics["bars_per_tune"] = round(float(np.mean([b for _, _, b in sample_notes])), 2)
-    metrics["bars_per_tune_train"] = round(float(np.mean([b for _, _, b in train_notes])), 2)
-    metrics.update(originality([note_codes(p, d) for p, d, _ in sample_notes],
-                               [note_codes(p, d) for p, d, _ in train_notes]))
-    metrics.update({"data": source, "split": split, "seed": seed, "temperature": temperature})
+    metrics["bars_per_tune"] = round(float(np.mean([t.bars for t in sample_notes])), 2)
+    metrics["bars_per_tune_train"] = round(float(np.mean([t.bars for t in train_notes])), 2)
+    metrics.update(originality([note_codes(t.pitches, t.durations) for t in sample_notes],
+                               [note_codes(t.pitches, t.durations) for t in train_notes]))
+    metrics.update({"data": source, "split": split, "seed": seed, "temperature": temperature, "top_k": top_k})
     if save:
         atomic_write_json(Path(m.run_dir) / "metrics.json", metrics)
         from genlab.safety.card import write_model_card

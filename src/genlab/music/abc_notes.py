@@ -32,6 +32,7 @@ class AbcNotes:
     pitches: list[int]  # MIDI numbers
     durations: list[Fraction]  # quarter notes
     bars: int
+    tonic: int | None  # pitch class of the first key's tonic (K:Dmaj -> 2), None without a readable key
 
 
 def key_signature(key_token: str) -> dict[str, int]:
@@ -44,6 +45,14 @@ def key_signature(key_token: str) -> dict[str, int]:
     return {c: -1 for c in _FLAT_ORDER[: min(-fifths, 7)]}
 
 
+def key_tonic(key_token: str) -> int | None:
+    """'K:Dmaj' -> 2, 'K:Bbmin' -> 10: the pitch class of the key's tonic."""
+    tonic = key_token.strip("[]")[2:-3]
+    if tonic not in _TONIC_FIFTHS:
+        return None
+    return (_LETTER[tonic[0]] + tonic.count("#") - tonic.count("b")) % 12
+
+
 def is_duration(token: str) -> bool:
     return bool(token) and (token[0].isdigit() or token[0] == "/")
 
@@ -54,6 +63,7 @@ def abc_notes(tokens: list[str]) -> AbcNotes:
     durations: list[Fraction] = []
     tied: list[bool] = []  # note i continues note i-1 (a tie between equal pitches)
     keysig: dict[str, int] = {}
+    tonic: int | None = None
     bar_acc: dict[tuple[str, int], int] = {}
     bars = 0
     tuplet_left, tuplet_ratio = 0, Fraction(1)
@@ -63,6 +73,7 @@ def abc_notes(tokens: list[str]) -> AbcNotes:
     for tok in tokens:
         if tok.startswith(("K:", "[K:")):
             keysig, bar_acc = key_signature(tok), {}
+            tonic = key_tonic(tok) if tonic is None else tonic
         elif tok.startswith(("M:", "[M:")) or tok in ("<s>", "</s>"):
             continue
         elif tok.startswith(_BAR_START) or (tok.startswith("[") and tok[1:].isdigit()):
@@ -114,4 +125,4 @@ def abc_notes(tokens: list[str]) -> AbcNotes:
         else:
             out_p.append(p)
             out_d.append(d)
-    return AbcNotes(out_p, out_d, bars)
+    return AbcNotes(out_p, out_d, bars, tonic)
