@@ -4,7 +4,7 @@ Batch-1 decoding multiplies one row by every weight matrix: it is bound by readi
 On CPU, PyTorch's matrix-vector product runs on one thread and read them at ~18 GB/s here (2
 cores); oneDNN with weights prepacked for the batch size read ~26-39 GB/s; cutting each matrix into
 slices of its outputs and multiplying them in one batched matmul, which PyTorch spreads over the
-threads, read ~60-75 GB/s (a 43 MB model; the 32 MB L3 cache holds part of it). bf16 weights halve
+threads, read ~55-60 GB/s (a 43 MB model; the 32 MB L3 cache holds part of it). bf16 weights halve
 the bytes. Which wins depends on the sizes and the batch, so `decoding_model` times the candidates
 for a few steps and keeps the fastest (like cuDNN's benchmark mode); results agree with the plain
 model to float rounding.
@@ -39,21 +39,21 @@ class SplitLinear(nn.Module):
     """nn.Linear as `splits` slices of its output features, multiplied in one batched matmul.
 
     A batched matmul runs its slices on all threads at once, where one matrix-vector product runs
-    on one; each slice is stored transposed (in features x out features) so that it streams in order.
+    on one. The slices are a view of the weight: no copy.
     """
 
     def __init__(self, linear: nn.Linear, splits: int):
         super().__init__()
         n, k = linear.weight.shape
         self.out_features, self.splits = n, splits
-        self.weight_t = linear.weight.detach().view(splits, n // splits, k).transpose(1, 2).contiguous()
+        self.weight = linear.weight.detach().view(splits, n // splits, k)
         bias = linear.bias.detach() if linear.bias is not None else torch.zeros(n, dtype=linear.weight.dtype)
-        self.bias = bias.view(splits, 1, n // splits)
+        self.bias = bias.view(splits, n // splits, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(-1, x.shape[-1])
-        y = torch.baddbmm(self.bias, flat.expand(self.splits, -1, -1), self.weight_t)  # (splits, rows, n/splits)
-        return y.transpose(0, 1).reshape(*x.shape[:-1], self.out_features)
+        y = torch.baddbmm(self.bias, self.weight, flat.t().expand(self.splits, -1, -1))  # (splits, n/splits, rows)
+        return y.permute(2, 0, 1).reshape(*x.shape[:-1], self.out_features)
 
 
 def split_copy(model: nn.Module, splits: int) -> nn.Module:
