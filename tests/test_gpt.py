@@ -97,3 +97,17 @@ def test_split_linear_keeps_layers_it_cannot_split():
     fast = split_copy(tiny_gpt(), 4)
     assert isinstance(fast.transformer.h[0].mlp.c_fc, SplitLinear)  # 128 outputs: four slices of 32
     assert type(fast.lm_head) is torch.nn.Linear  # 50 outputs do not split in four
+
+
+@pytest.mark.parametrize("past", [0, 5])
+def test_matmul_attention_equals_sdpa(past):
+    from genlab.families.gpt import matmul_attention
+
+    g = torch.Generator().manual_seed(5)
+    q = torch.randn(2, 3, 7, 16, generator=g)
+    k, v = torch.randn(2, 2, 3, 7 + past, 16, generator=g).unbind(0)
+    mask = torch.ones(7, 7 + past, dtype=torch.bool).tril(diagonal=past) if past else None
+    want = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=not past)
+    torch.testing.assert_close(matmul_attention(q, k, v, mask, not past, 0.0), want, atol=1e-5, rtol=1e-5)
+    got16 = matmul_attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), mask, not past, 0.0)
+    torch.testing.assert_close(got16.float(), want, atol=3e-2, rtol=3e-2)

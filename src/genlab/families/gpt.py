@@ -43,6 +43,22 @@ class KVCache:
         self.pos = 0  # number of positions already filled
 
 
+def matmul_attention(q, k, v, mask: torch.Tensor | None, is_causal: bool, dropout: float) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d)) v as two batched matmuls, the softmax in fp32.
+
+    For bf16 on CPU: there the matmuls run on the AMX units and the fused kernel does not; forward
+    and backward took 15.5 against 27.4 ms (batch 12, 6 heads, 256 tokens), the same math.
+    """
+    T, S = q.size(-2), k.size(-2)
+    att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.size(-1)))
+    if is_causal:
+        mask = torch.ones(T, S, dtype=torch.bool, device=q.device).tril(diagonal=S - T)
+    if mask is not None:
+        att = att.masked_fill(~mask, float("-inf"))
+    att = F.dropout(att.float().softmax(dim=-1).to(q.dtype), p=dropout, training=dropout > 0)
+    return att @ v
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
@@ -70,9 +86,12 @@ class CausalSelfAttention(nn.Module):
             elif T == 1:
                 is_causal = False  # one new token may see everything before it
         k, v = kv.unbind(0)
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0, is_causal=is_causal
-        )  # (B, nh, T, hd)
+        dropout = self.dropout if self.training else 0.0
+        if q.dtype == torch.bfloat16 and q.device.type == "cpu" and T > 1:
+            y = matmul_attention(q, k, v, mask, is_causal, dropout)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=is_causal)
+        # y: (B, nh, T, hd)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_dropout(self.c_proj(y))
 
