@@ -109,3 +109,18 @@ def test_data_errors_are_clear(tmp_path):
         prepare_music(str(nothing))
     with pytest.raises(GenlabError, match="unknown dataset"):
         prepare_music("music:jazz")
+
+
+def test_a_share_of_each_batch_begins_at_a_tune_start(abc_folder):
+    import torch
+
+    from genlab.data.music import ALIGNED_SHARE, open_music
+
+    data = open_music(str(abc_folder), block_size=32)
+    bos = data.tokenizer.index["<s>"]
+    for split in ("train", "val"):
+        x, y = data.batch(split, 8, torch.Generator().manual_seed(0))
+        aligned = int(8 * ALIGNED_SHARE)
+        assert (x[:aligned, 0] == bos).all()  # as sampling begins: a tune's first token at position 0
+        assert (x[aligned:, 0] == bos).float().mean() < 1  # the rest begins anywhere
+        assert torch.equal(x[:, 1:], y[:, :-1])

@@ -63,7 +63,7 @@ def load(run: RunPath, *, checkpoint: str = "last", device: str = "auto", precis
         raise GenlabError(f"{run_dir} is not a genlab run directory (no config.json); check the path")
     config = read_json(run_dir / "config.json")
     family = get_family(config.get("family", "?"))
-    model = family.build(family.make_config(config["model"]))
+    model = family.build(family.saved_config(config["model"]))
     if checkpoint == "last":
         weights = run_dir / "model.safetensors"
     elif checkpoint == "best":

@@ -48,6 +48,7 @@ def _add_train(sub) -> None:
     for name, kind, text in [
         ("n-layer", int, "layers"), ("n-head", int, "attention heads (gpt)"), ("n-embd", int, "width"),
         ("block-size", int, "context length in tokens"), ("dropout", float, "dropout probability"),
+        ("activation", str, "gpt: gelu (exact, default) or gelu_tanh (GPT-2's approximation)"),
         ("batch-size", int, "sequences per step"), ("lr", float, "peak learning rate"),
         ("min-lr", float, "learning rate at the end of the cosine decay"),
         ("warmup-steps", int, "linear warmup steps"), ("max-steps", int, "optimizer steps in all"),

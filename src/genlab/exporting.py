@@ -47,7 +47,7 @@ def write_hf_gpt2(model, out: Path) -> Path:
         "n_layer": m["n_layer"],
         "n_head": m["n_head"],
         "n_inner": None,
-        "activation_function": "gelu_new",
+        "activation_function": {"gelu": "gelu", "gelu_tanh": "gelu_new"}[m.get("activation", "gelu_tanh")],
         "resid_pdrop": 0.0,
         "embd_pdrop": 0.0,
         "attn_pdrop": 0.0,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import json
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -281,6 +282,9 @@ def _build_cache(source: str, files: list[Path], kind: str, folder: Path) -> Non
 # ---------------------------------------------------------------------------------------------------
 
 
+ALIGNED_SHARE = 0.25  # of each batch, windows that begin at a tune's first token
+
+
 class MusicData(TextData):
     """Tunes as one token stream served as next-token windows; windows of event tokens are also
     transposed to random keys.
@@ -288,7 +292,7 @@ class MusicData(TextData):
     Sampling always begins at a tune's first token, at position 0 and with nothing before it. Random
     windows as for text put a tune's start there only about once in a tune's length, and a model
     trained on them alone mispredicts the opening (the meter share was off by a third for common
-    meters), so half of each batch begins exactly at a tune's start; the other half begins anywhere,
+    meters), so a share of each batch begins exactly at a tune's start; the rest begins anywhere,
     which trains the tails of long tunes and the continuation past the context.
     """
 
@@ -300,7 +304,7 @@ class MusicData(TextData):
         if len(data) <= self.block_size:
             return super().batch(split, batch_size, generator)  # raises the one-line error
         first = c.starts[: c.n_train] if split == "train" else c.starts[c.n_train : -1] - c.split
-        aligned = batch_size // 2
+        aligned = math.ceil(batch_size * ALIGNED_SHARE)
         picks = torch.randint(len(first), (aligned,), generator=generator).numpy()
         anywhere = torch.randint(len(data) - self.block_size, (batch_size - aligned,), generator=generator).numpy()
         starts = np.concatenate([np.minimum(first[picks], len(data) - self.block_size - 1), anywhere])

@@ -37,6 +37,10 @@ class Family:
             )
         return self.config_class(**values)
 
+    def saved_config(self, saved: dict[str, Any]):
+        """The config of a saved run (config.json's "model"); a family fills in settings added since."""
+        return self.make_config(saved)
+
     def build(self, config) -> nn.Module:
         raise NotImplementedError
 

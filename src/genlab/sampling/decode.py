@@ -71,11 +71,15 @@ def packed_copy(model: nn.Module, rows: int) -> nn.Module:
 
 
 def _replace_linears(model: nn.Module, make) -> nn.Module:
+    """An inference copy: Linear layers made by `make`, dropout layers (a no-op at inference, but a
+    call each) taken out."""
     out = copy.deepcopy(model)
     for module in list(out.modules()):
         for name, child in list(module.named_children()):
             if isinstance(child, nn.Linear):
                 setattr(module, name, make(child))
+            elif isinstance(child, nn.Dropout):
+                setattr(module, name, nn.Identity())
     return out
 
 

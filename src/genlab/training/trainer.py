@@ -157,7 +157,7 @@ def _train(cfg: TrainConfig, family, dist: Distributed, run_dir: Path, resuming:
     if model_config_dict is None:
         model_config = family.make_config({**cfg.model, **data.model_settings()})
     else:
-        model_config = family.make_config(model_config_dict)
+        model_config = family.saved_config(model_config_dict)
         if any(getattr(model_config, k) != v for k, v in data.model_settings().items()):
             raise GenlabError(f"the data of {run_dir} changed since training began; resume needs the same data")
     model = family.build(model_config).to(device)
