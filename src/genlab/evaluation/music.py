@@ -4,10 +4,12 @@
 - parse rate: the share of sampled tunes that music21 parses, that have at least 8 notes and that
   convert to MIDI (and read back); the same check on as many real held-out tunes gives the
   yardstick `real_parse_rate`;
-- distances between the samples' and the training tunes' distributions of pitch classes, note
-  durations, melodic intervals and bars per tune: 1 - overlapping area (the total variation
-  distance, 0 = same) and KL(train || samples); a shuffled-token baseline (the held-out tunes'
-  body tokens shuffled among them) shows what "no musical structure" scores;
+- distances between the samples' and the training tunes' distributions of pitch classes, scale
+  degrees (pitch classes counted from the tune's tonic), note durations, melodic intervals and
+  bars per tune: 1 - overlapping area (the total variation distance, 0 = same) and
+  KL(train || samples); a shuffled-token baseline (the held-out tunes' body tokens shuffled among
+  them) shows what "no musical structure" scores, and the held-out tunes themselves (`_real`)
+  what sampling noise alone gives;
 - originality: the longest run of notes (pitch and length) a sample shares with any training
   tune, and the share of sampled 8-note n-grams that occur in the training tunes.
 """

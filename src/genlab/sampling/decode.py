@@ -108,7 +108,7 @@ def decoding_model(model: nn.Module, batch_size: int, precision: str = "fp32") -
     makers = [partial(split_copy, base, splits) for splits in (2, 4, 8)]
     if packing_available():
         makers.append(partial(packed_copy, base, batch_size))
-    for make in makers:  # one candidate at a time, so that at most two copies of the weights are alive
+    for make in makers:  # one at a time: only the best so far and the one being timed are kept
         try:
             candidate = make()
         except RuntimeError:  # e.g. a oneDNN build without this path
