@@ -111,3 +111,16 @@ def test_matmul_attention_equals_sdpa(past):
     torch.testing.assert_close(matmul_attention(q, k, v, mask, not past, 0.0), want, atol=1e-5, rtol=1e-5)
     got16 = matmul_attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), mask, not past, 0.0)
     torch.testing.assert_close(got16.float(), want, atol=3e-2, rtol=3e-2)
+
+
+@pytest.mark.parametrize("kw", [{}, {"bias": False, "activation": "gelu_tanh"}])
+def test_decode_step_equals_forward_token_by_token(kw):
+    model = tiny_gpt(**kw)
+    idx = torch.randint(0, 50, (3, 10), generator=torch.Generator().manual_seed(6))
+    with torch.inference_mode():
+        full = model(idx)
+        cache = model.new_cache(3)
+        model(idx[:, :4], cache)  # a prompt first, as sampling does
+        steps = torch.cat([model.decode_step(idx[:, i : i + 1], cache) for i in range(4, 10)], dim=1)
+    torch.testing.assert_close(steps, full[:, 4:], atol=1e-5, rtol=1e-5)
+    assert cache.pos == 10

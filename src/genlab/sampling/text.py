@@ -2,7 +2,8 @@
 
 The model contract: `model(idx, cache) -> logits (B, T, V)` continues `cache` in place, and
 `model.new_cache(batch, max_len)` makes an empty one; `model.max_context` is the longest context
-(None for a recurrent model). The loop prefills the prompt once, then feeds one token per step.
+(None for a recurrent model). The loop prefills the prompt once, then feeds one token per step,
+through `model.decode_step(idx, cache)` where a family offers that lean one-token path (same contract).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def sample_tokens(model, prompt_ids: torch.Tensor, s: SamplingSettings, generato
         seen = torch.zeros(B, model.config.vocab_size, dtype=torch.bool, device=prompt_ids.device)
         seen.scatter_(1, tokens[:, :T0], True)
     window = model.max_context
+    decode = getattr(model, "decode_step", model)  # a family's lean one-token path, where it has one
     cache = model.new_cache(B, window)
     logits = model(tokens[:, :T0], cache)[:, -1]
     for i in range(s.max_new_tokens):
@@ -54,7 +56,7 @@ def sample_tokens(model, prompt_ids: torch.Tensor, s: SamplingSettings, generato
             cache = model.new_cache(B, window)
             logits = model(tokens[:, end - (window // 2 + 1) : end], cache)[:, -1]
         else:
-            logits = model(tokens[:, end - 1 : end], cache)[:, -1]
+            logits = decode(tokens[:, end - 1 : end], cache)[:, -1]
 
 
 class TextSampler:
