@@ -28,13 +28,15 @@ def write_model_card(run_dir: Path) -> None:
         "",
         "## Training data",
         "",
-        f"- source: `{data.get('source')}` (sha256 of the text `{str(data.get('content_sha256', ''))[:16]}…`)",
+        f"- source: `{data.get('source')}` (sha256 of its content `{str(data.get('content_sha256', ''))[:16]}…`)",
         *([f"- images: {config['images']['image_size']}px, {config['images']['color']}, "
            f"{len(config['images']['class_names'])} classes, normalised to [-1, 1]; "
            f"{data.get('train_images')} for training, {data.get('val_images')} held out for validation"]
           if "images" in config else
           [f"- tokenizer: {config.get('tokenizer', {}).get('kind')} with {model.get('vocab_size')} tokens",
-           f"- split: the last {train['val_fraction']:.0%} of the corpus is held out for validation"]),
+           f"- split: the last {train['val_fraction']:.0%} of the "
+           f"{'tunes (in a fixed shuffled order)' if data.get('modality') == 'music' else 'corpus'} "
+           "is held out for validation"]),
         "",
         "## Training",
         "",
