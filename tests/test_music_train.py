@@ -124,3 +124,14 @@ def test_a_share_of_each_batch_begins_at_a_tune_start(abc_folder):
         assert (x[:aligned, 0] == bos).all()  # as sampling begins: a tune's first token at position 0
         assert (x[aligned:, 0] == bos).float().mean() < 1  # the rest begins anywhere
         assert torch.equal(x[:, 1:], y[:, :-1])
+
+
+def test_builtin_bach_chorales_are_read_as_events():
+    from genlab.data.music import prepare_music
+
+    corpus = prepare_music("music:bach", "events", 0.1, quiet=True)  # ~a minute of music21 parsing, once
+    assert corpus.n_tunes + sum(corpus.failures.values()) >= 350 and corpus.n_tunes >= 340
+    assert corpus.n_tunes - corpus.n_train == round(corpus.n_tunes * 0.1)
+    tokens = corpus.tokenizer.tokens(corpus.tune(0))
+    assert tokens[0] == "<s>" and tokens[-1] == "</s>"
+    assert len(corpus.tokenizer.tokens_to_notes(tokens)) > 50  # four voices of a chorale
