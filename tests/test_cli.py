@@ -103,6 +103,10 @@ def test_block_size_over_the_trained_one(capsys, run):
     assert "over the 32" in user_error(capsys, "train", "--resume", run, "--block-size", "64")
 
 
+def test_eval_refuses_music_sampling_flags_for_text(capsys, run):
+    assert "--top-k is for music models" in user_error(capsys, "eval", run, "--top-k", "5")
+
+
 def test_nonsensical_training_options(capsys, small_corpus, tmp_path):
     assert "lr" in user_error(capsys, "train", small_corpus, "--lr", "-1", "--out", tmp_path / "a")
     assert "dropout" in user_error(capsys, "train", small_corpus, "--dropout", "1.5", "--out", tmp_path / "b")

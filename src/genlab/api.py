@@ -105,12 +105,16 @@ def evaluate(run: RunPath, data: str | None = None, *, split: str = "val", block
     For a music model: loss per token, then sampled tunes against real ones (sampling: num_samples,
     seed, temperature, top_k, max_new_tokens; see evaluation.music)."""
     music_only = ("temperature", "top_k", "max_new_tokens")
+
+    def refuse_music_flags() -> None:
+        if given := [k for k in music_only if sampling.get(k) is not None]:
+            raise GenlabError(f"--{given[0].replace('_', '-')} is for music models, whose evaluation samples "
+                              "tunes; leave it out here")
+
     if _modality(run) == "images":
         from genlab.evaluation.images import evaluate_run
 
-        if given := [k for k in music_only if sampling.get(k) is not None]:
-            raise GenlabError(f"--{given[0].replace('_', '-')} is for text and music models; an image model "
-                              "is evaluated with --num-samples, --seed and the image controls")
+        refuse_music_flags()
         return evaluate_run(run, data, device=device, **sampling)
     from genlab.data.text import prepare_text, read_text_source
     from genlab.evaluation.text import text_metrics
@@ -121,6 +125,7 @@ def evaluate(run: RunPath, data: str | None = None, *, split: str = "val", block
 
         options = {k: v for k, v in sampling.items() if k in ("num_samples", "seed", *music_only) and v is not None}
         return evaluate_music(m, data, split=split, max_tokens=max_tokens, **options)
+    refuse_music_flags()
     trained = m.model.max_context
     if block_size is not None:
         if block_size <= 0:
