@@ -29,7 +29,7 @@ from torch import nn
 from genlab.errors import GenlabError
 from genlab.families.base import Family
 from genlab.families.ema import EMA
-from genlab.families.image_base import ImageFamily, core, held_out_noise
+from genlab.families.image_base import ImageConfig, ImageFamily, core, held_out_noise
 from genlab.sampling.schedulers import SAMPLERS, SCHEDULES, make_betas
 
 # `genlab sample` defaults, chosen by measurement (bench/images.py, digits 16x16, 4 minutes of training on 2
@@ -40,11 +40,7 @@ DEFAULT_CONTROLS = {"sampler": "ddim", "steps": 20, "guidance": 1.5, "eta": 0.0,
 
 
 @dataclass
-class DiffusionConfig:
-    channels: int = 1
-    image_size: int = 16
-    num_classes: int = 0
-    conditional: bool = False
+class DiffusionConfig(ImageConfig):
     width: int = 32  # channels at full resolution; 2x at 1/2 and 1/4
     time_dim: int = 128
     attention: bool = True  # self-attention at the lowest resolution

@@ -26,15 +26,11 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from genlab.errors import GenlabError
 from genlab.families.ema import EMA
-from genlab.families.image_base import ImageFamily, core, held_out_noise
+from genlab.families.image_base import ImageConfig, ImageFamily, core, held_out_noise
 
 
 @dataclass
-class GANConfig:
-    channels: int = 1
-    image_size: int = 16
-    num_classes: int = 0
-    conditional: bool = False
+class GANConfig(ImageConfig):
     z_dim: int = 64
     g_width: int = 32  # generator channels at s/2; doubled at s/4, halved at s
     d_width: int = 32

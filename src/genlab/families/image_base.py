@@ -11,6 +11,7 @@ so that seeding, labels, interpolation between two noises and provenance are wri
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
@@ -19,6 +20,16 @@ from torch import nn
 
 from genlab.errors import GenlabError
 from genlab.families.base import Family
+
+
+@dataclass
+class ImageConfig:
+    """The settings every image family's config starts with; all but `conditional` come from the data."""
+
+    channels: int = 1
+    image_size: int = 16
+    num_classes: int = 0
+    conditional: bool = False
 
 
 class ImageFamily(Family):

@@ -18,15 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.families.image_base import ImageFamily, core, held_out_noise, one_hot
+from genlab.families.image_base import ImageConfig, ImageFamily, core, held_out_noise, one_hot
 
 
 @dataclass
-class VAEConfig:
-    channels: int = 1
-    image_size: int = 16
-    num_classes: int = 0
-    conditional: bool = False
+class VAEConfig(ImageConfig):
     latent_dim: int = 16
     width: int = 32  # channels after the first down-sampling; doubled after the second
     hidden: int = 256
