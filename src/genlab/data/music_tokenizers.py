@@ -296,10 +296,10 @@ def tokens_to_abc(tokens: list[str], title: str = "genlab tune", comments: list[
     return "\n".join(head + [x for x in lines if x]) + "\n"
 
 
-class AbcTokenizer:
-    """folk-rnn style ABC vocabulary, built from the corpus it is trained on."""
+class _Vocabulary:
+    """Tokens <-> ids over a fixed list of token strings, <s> and </s> first."""
 
-    kind = "abc"
+    unknown = "is not in this vocabulary"  # how ids() names a token it does not know
 
     def __init__(self, vocab: list[str]):
         self.vocab = list(vocab)
@@ -307,19 +307,29 @@ class AbcTokenizer:
         self.vocab_size = len(self.vocab)
         self.bos, self.eos = self.index[BOS], self.index[EOS]
 
-    @classmethod
-    def build(cls, tunes: list[list[str]]) -> AbcTokenizer:
-        seen = sorted({t for tune in tunes for t in tune} - {BOS, EOS})
-        return cls([BOS, EOS] + seen)
-
     def ids(self, tokens: list[str]) -> np.ndarray:
         try:
             return np.array([self.index[t] for t in tokens], dtype=np.int64)
         except KeyError as e:
-            raise GenlabError(f"{e.args[0]!r} is not in this model's ABC vocabulary") from None
+            raise GenlabError(f"{e.args[0]!r} {self.unknown}") from None
 
     def tokens(self, ids) -> list[str]:
         return [self.vocab[i] for i in np.asarray(ids, dtype=np.int64).tolist()]
+
+    def decode(self, ids) -> str:
+        return " ".join(self.tokens(ids))
+
+
+class AbcTokenizer(_Vocabulary):
+    """folk-rnn style ABC vocabulary, built from the corpus it is trained on."""
+
+    kind = "abc"
+    unknown = "is not in this model's ABC vocabulary"
+
+    @classmethod
+    def build(cls, tunes: list[list[str]]) -> AbcTokenizer:
+        seen = sorted({t for tune in tunes for t in tune} - {BOS, EOS})
+        return cls([BOS, EOS] + seen)
 
     def encode_tune(self, abc: str) -> np.ndarray:
         return self.ids(abc_to_tokens(abc))
@@ -342,9 +352,6 @@ class AbcTokenizer:
                 f"({'keys' if kind == 'K:' else 'meters'} it knows: {known})"
             )
         return self.ids(tokens)
-
-    def decode(self, ids) -> str:
-        return " ".join(self.tokens(ids))
 
     def save(self, path: Path) -> None:
         atomic_write_text(path, json.dumps({"kind": "abc", "vocab": self.vocab}, ensure_ascii=False))
@@ -405,17 +412,15 @@ def quantize(q: float | Fraction) -> int:
     return int(round(float(q) * STEPS_PER_QUARTER))
 
 
-class EventTokenizer:
+class EventTokenizer(_Vocabulary):
     """NOTE_ON / NOTE_OFF / TIME_SHIFT / VELOCITY events on a grid of 1/12 quarter note. Fixed vocabulary."""
 
     kind = "events"
+    unknown = "is not an event token"
 
     def __init__(self):
-        self.vocab = ([BOS, EOS] + [f"ON:{p}" for p in range(128)] + [f"OFF:{p}" for p in range(128)]
-                      + [f"SHIFT:{s}" for s in range(1, MAX_SHIFT + 1)] + [f"VEL:{v}" for v in range(VELOCITY_BINS)])
-        self.index = {t: i for i, t in enumerate(self.vocab)}
-        self.vocab_size = len(self.vocab)
-        self.bos, self.eos = self.index[BOS], self.index[EOS]
+        super().__init__([BOS, EOS] + [f"ON:{p}" for p in range(128)] + [f"OFF:{p}" for p in range(128)]
+                         + [f"SHIFT:{s}" for s in range(1, MAX_SHIFT + 1)] + [f"VEL:{v}" for v in range(VELOCITY_BINS)])
 
     def notes_to_tokens(self, notes: list[Note]) -> list[str]:
         """Notes -> events. Offs come before ons at the same time; a note-on of a sounding pitch ends it first."""
@@ -481,15 +486,6 @@ class EventTokenizer:
             notes.append(_note(p, s, max(now, s + 1), v))
         return sorted(notes, key=lambda n: (n.start, n.pitch))
 
-    def ids(self, tokens: list[str]) -> np.ndarray:
-        try:
-            return np.array([self.index[t] for t in tokens], dtype=np.int64)
-        except KeyError as e:
-            raise GenlabError(f"{e.args[0]!r} is not an event token") from None
-
-    def tokens(self, ids) -> list[str]:
-        return [self.vocab[i] for i in np.asarray(ids, dtype=np.int64).tolist()]
-
     def encode_prompt(self, prompt: str) -> np.ndarray:
         """A prompt is space-separated event tokens, e.g. `VEL:5 ON:60 SHIFT:12 OFF:60`."""
         words = prompt.split()
@@ -500,9 +496,6 @@ class EventTokenizer:
                 "trained on MIDI/MusicXML events: write e.g. 'VEL:5 ON:60 SHIFT:12 OFF:60' or no prompt"
             )
         return self.ids([BOS] + [w for w in words if w != BOS])
-
-    def decode(self, ids) -> str:
-        return " ".join(self.tokens(ids))
 
     def save(self, path: Path) -> None:
         atomic_write_text(path, json.dumps({"kind": "events", "steps_per_quarter": STEPS_PER_QUARTER}))
