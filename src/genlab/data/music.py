@@ -33,7 +33,7 @@ from genlab.data.music_tokenizers import (
     load_music_tokenizer,
     split_tunes,
 )
-from genlab.data.text import cache_root
+from genlab.data.text import cache_root, windows_at
 from genlab.errors import GenlabError
 from genlab.io import atomic_directory
 
@@ -80,7 +80,7 @@ class MusicCorpus:
 
 
 def is_music_source(source: str) -> bool:
-    """A `music:` name, a music file, or a folder holding music files (and no text)."""
+    """A `music:` name, a music file, or a folder holding any music file."""
     if source.startswith("music:"):
         return True
     path = Path(source).expanduser()
@@ -308,8 +308,7 @@ class MusicData(TextData):
         picks = torch.randint(len(first), (aligned,), generator=generator).numpy()
         anywhere = torch.randint(len(data) - self.block_size, (batch_size - aligned,), generator=generator).numpy()
         starts = np.concatenate([np.minimum(first[picks], len(data) - self.block_size - 1), anywhere])
-        window = torch.from_numpy(data[starts[:, None] + np.arange(self.block_size + 1)].astype(np.int64))
-        x, y = window[:, :-1], window[:, 1:]
+        x, y = windows_at(data, starts, self.block_size)
         if split == "train" and self.tokenizer.kind == "events":
             x, y = _transpose_windows(x, y, self.tokenizer, generator)
         return x, y

@@ -147,6 +147,10 @@ def random_windows(
             "use a smaller --block-size or more text"
         )
     starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator).numpy()
-    idx = starts[:, None] + np.arange(block_size + 1)  # (B, T+1)
-    window = torch.from_numpy(data[idx].astype(np.int64))
+    return windows_at(data, starts, block_size)
+
+
+def windows_at(data: np.ndarray, starts: np.ndarray, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input, next-token target) windows of block_size tokens beginning at `starts`."""
+    window = torch.from_numpy(data[starts[:, None] + np.arange(block_size + 1)].astype(np.int64))  # (B, T+1)
     return window[:, :-1], window[:, 1:]
