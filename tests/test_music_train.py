@@ -59,8 +59,8 @@ def test_cli_sample_writes_files_and_eval_measures(abc_run, tmp_path, capsys):
                  "--seed", "3", "-o", str(out)]) == 0
     assert sorted(p.suffix for p in out.iterdir()).count(".abc") == 2
     capsys.readouterr()
-    assert main(["eval", str(abc_run), "--num-samples", "6", "--max-new-tokens", "120", "--temperature", "0.9",
-                 "--top-k", "20"]) == 0
+    assert main(["eval", str(abc_run), "--num-samples", "6", "--distribution-samples", "9", "--max-new-tokens", "120",
+                 "--temperature", "0.9", "--top-k", "20"]) == 0
     assert "parse_rate: " in capsys.readouterr().out
     metrics = json.loads((abc_run / "metrics.json").read_text())
     for key in ("val_loss", "parse_rate", "real_parse_rate", "pitch_class_distance", "scale_degree_distance",
@@ -68,6 +68,7 @@ def test_cli_sample_writes_files_and_eval_measures(abc_run, tmp_path, capsys):
                 "copied_8gram_share"):
         assert key in metrics
     assert metrics["temperature"] == 0.9 and metrics["top_k"] == 20
+    assert metrics["num_samples"] == 6 and metrics["distribution_samples"] == 9
     assert metrics["real_parse_rate"] == 1.0 and metrics["parse_rate"] >= 0.5
     assert metrics["longest_copied_notes"] >= 8  # it memorised three tunes
 
@@ -76,6 +77,11 @@ def test_bad_prompt_is_one_line(abc_run, capsys):
     assert main(["sample", str(abc_run), "--prompt", "M:6/8 K:Hmaj"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("genlab: error: the prompt") and err.count("\n") == 1
+
+
+def test_eval_refuses_zero_samples(abc_run, capsys):
+    assert main(["eval", str(abc_run), "--distribution-samples", "0"]) == 2
+    assert "--distribution-samples must be at least 1" in capsys.readouterr().err
 
 
 def test_event_model_refuses_abc_output(tmp_path):

@@ -103,8 +103,8 @@ def evaluate(run: RunPath, data: str | None = None, *, split: str = "val", block
     For an image model: Fréchet distance, KID, precision/recall, label accuracy and memorisation of
     generated samples (sampling: num_samples, seed and sampling controls; see evaluation.images).
     For a music model: loss per token, then sampled tunes against real ones (sampling: num_samples,
-    seed, temperature, top_k, max_new_tokens; see evaluation.music)."""
-    music_only = ("temperature", "top_k", "max_new_tokens")
+    distribution_samples, seed, temperature, top_k, max_new_tokens; see evaluation.music)."""
+    music_only = ("temperature", "top_k", "max_new_tokens", "distribution_samples")
 
     def refuse_music_flags() -> None:
         if given := [k for k in music_only if sampling.get(k) is not None]:

@@ -151,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--temperature", type=float, default=None, help="sampling temperature (default 1.0)")
     g.add_argument("--top-k", type=int, default=None, help="sample from the k likeliest tokens only")
     g.add_argument("--max-new-tokens", type=int, default=None, help="longest sampled tune in tokens (default 512)")
+    g.add_argument("--distribution-samples", type=int, default=None,
+                   help="sampled tunes for the distribution distances (default 1000; --num-samples of them are "
+                        "checked in music21)")
 
     p = sub.add_parser("export", help="write a run in another tool's format")
     p.add_argument("run")
@@ -253,7 +256,8 @@ def _sample_music(m, a) -> None:
 def cmd_eval(a) -> None:
     from genlab import api
 
-    names = ("num_samples", "seed", "temperature", "top_k", "max_new_tokens", *IMAGE_CONTROLS)
+    names = ("num_samples", "seed", "temperature", "top_k", "max_new_tokens", "distribution_samples",
+             *IMAGE_CONTROLS)
     sampling = {k: getattr(a, k) for k in names if getattr(a, k) is not None}
     metrics = api.evaluate(a.run, a.data, split=a.split, block_size=a.block_size, max_tokens=a.max_tokens,
                            device=a.device, **sampling)

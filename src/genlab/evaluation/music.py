@@ -7,9 +7,9 @@
 - distances between the samples' and the training tunes' distributions of pitch classes, scale
   degrees (pitch classes counted from the tune's tonic), note durations, melodic intervals and
   bars per tune: 1 - overlapping area (the total variation distance, 0 = same) and
-  KL(train || samples); a shuffled-token baseline (the held-out tunes' body tokens shuffled among
-  them) shows what "no musical structure" scores, and the held-out tunes themselves (`_real`)
-  what sampling noise alone gives;
+  KL(train || samples), over 1,000 sampled tunes by default; a shuffled-token baseline (as many
+  held-out tunes, their body tokens shuffled among them) shows what "no musical structure" scores,
+  and the held-out tunes themselves (`_real`) what sampling noise alone gives;
 - originality: the longest run of notes (pitch and length) a sample shares with any training
   tune, and the share of sampled 8-note n-grams that occur in the training tunes.
 """
@@ -32,6 +32,7 @@ from genlab.io import atomic_write_json
 
 MIN_NOTES = 8
 NGRAM = 8
+SAMPLE_BATCH = 250  # tunes sampled at once: bounds the KV cache's memory
 INTERVAL_CLIP = 12
 
 
@@ -260,13 +261,22 @@ def _shared(samples: list[np.ndarray], training: list[np.ndarray], n: int) -> np
 
 
 def evaluate_music(m, data: str | None = None, *, split: str = "val", max_tokens: int | None = None,
-                   num_samples: int = 100, max_new_tokens: int = 512, temperature: float = 1.0,
-                   top_k: int | None = None, seed: int = 0, save: bool = True) -> dict:
-    """Evaluate a music model (see the module docstring); saves RUN/metrics.json."""
+                   num_samples: int = 100, distribution_samples: int = 1000, max_new_tokens: int = 512,
+                   temperature: float = 1.0, top_k: int | None = None, seed: int = 0, save: bool = True) -> dict:
+    """Evaluate a music model (see the module docstring); saves RUN/metrics.json.
+
+    The first `num_samples` sampled tunes are checked in music21 (parse rate) and measured for
+    originality; the distribution distances use `distribution_samples` tunes (and as many held-out
+    ones), since a tune's key sways its whole pitch-class count and 100 tunes leave the distances
+    within sampling noise of each other.
+    """
     from genlab.data.music import prepare_music
 
     if split not in ("val", "train", "all"):
         raise GenlabError(f"--split must be val, train or all, got {split!r}")
+    if num_samples < 1 or distribution_samples < 1:
+        raise GenlabError(f"--num-samples and --distribution-samples must be at least 1, got {num_samples} and "
+                          f"{distribution_samples}")
     source = data or m.config["data"]["source"]
     corpus = prepare_music(source, m.tokenizer.kind, m.config["train"]["val_fraction"], quiet=True)
     if m.tokenizer.kind == "abc" and corpus.tokenizer.vocab != m.tokenizer.vocab:
@@ -278,15 +288,18 @@ def evaluate_music(m, data: str | None = None, *, split: str = "val", max_tokens
     metrics: dict = tune_loss(m.model, corpus, held, block, m.device,
                               max_tokens=max_tokens if max_tokens is not None else 100_000)
 
-    tunes = m.generate("", num_samples=num_samples, max_new_tokens=max_new_tokens, temperature=temperature,
-                       top_k=top_k, seed=seed)
-    sampled = [t.tokens for t in tunes]
-    reference = [m.tokenizer.tokens(corpus.tune(i)) for i in range(corpus.n_train, corpus.n_tunes)][:num_samples]
-    ok = [playable(m, t) for t in sampled]
-    real_ok = [playable(m, t)[0] for t in reference]
+    sampled = []  # in batches of SAMPLE_BATCH, the first with `seed` itself, as `genlab sample --seed` gives
+    for batch, start in enumerate(range(0, max(num_samples, distribution_samples), SAMPLE_BATCH)):
+        n = min(SAMPLE_BATCH, max(num_samples, distribution_samples) - start)
+        sampled += [t.tokens for t in m.generate("", num_samples=n, max_new_tokens=max_new_tokens,
+                                                 temperature=temperature, top_k=top_k, seed=seed + batch)]
+    held_out = [m.tokenizer.tokens(corpus.tune(i)) for i in range(corpus.n_train, corpus.n_tunes)]
+    ok = [playable(m, t) for t in sampled[:num_samples]]
+    real_ok = [playable(m, t)[0] for t in held_out[:num_samples]]
     reasons = Counter(r for good, r in ok if not good)
     metrics.update({
         "num_samples": num_samples,
+        "distribution_samples": distribution_samples,
         "parse_rate": round(sum(g for g, _ in ok) / max(1, len(ok)), 4),
         "real_parse_rate": round(sum(real_ok) / max(1, len(real_ok)), 4),
         "ended_share": round(sum(t[-1] == EOS for t in sampled) / max(1, len(sampled)), 4),
@@ -295,7 +308,8 @@ def evaluate_music(m, data: str | None = None, *, split: str = "val", max_tokens
     metrics["parse_ratio"] = round(metrics["parse_rate"] / max(1e-9, metrics["real_parse_rate"]), 4)
 
     train_notes = [token_notes(m.tokenizer, m.tokenizer.tokens(corpus.tune(i))) for i in range(corpus.n_train)]
-    sample_notes = [token_notes(m.tokenizer, t) for t in sampled]
+    sample_notes = [token_notes(m.tokenizer, t) for t in sampled[:distribution_samples]]
+    reference = held_out[:distribution_samples]
     base_notes = [token_notes(m.tokenizer, t) for t in shuffled_baseline(reference, seed)]
     ref_notes = [token_notes(m.tokenizer, t) for t in reference]
     f_train, f_sample = features(train_notes), features(sample_notes)
@@ -307,7 +321,7 @@ def evaluate_music(m, data: str | None = None, *, split: str = "val", max_tokens
         metrics[f"{name}_distance_real"] = distances(f_train[name], f_ref[name])[0]
     metrics["bars_per_tune"] = round(float(np.mean([t.bars for t in sample_notes])), 2)
     metrics["bars_per_tune_train"] = round(float(np.mean([t.bars for t in train_notes])), 2)
-    metrics.update(originality([note_codes(t.pitches, t.durations) for t in sample_notes],
+    metrics.update(originality([note_codes(t.pitches, t.durations) for t in sample_notes[:num_samples]],
                                [note_codes(t.pitches, t.durations) for t in train_notes]))
     metrics.update({"data": source, "split": split, "seed": seed, "temperature": temperature, "top_k": top_k})
     if save:
