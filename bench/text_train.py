@@ -5,7 +5,9 @@ nanoGPT (n_layer 4, n_head 4, n_embd 128, block 64, batch 12, lr 1e-3, warmup 10
 25.7 ms/iteration on the issue's machine. We run the same recipe and print the ratio, the share of the
 fp32 matmul peak measured in this run (model FLOPs = 6 x parameters per token), then nanoGPT's
 shakespeare size (n_layer 6, n_head 6, n_embd 384, block 256, batch 12) for 200 iterations in fp32
-and in bf16 autocast. Machines of the same kind differ (matmul peaks of 230-380 GFLOP/s were seen), so
+and in bf16 autocast. The small fp32 and the large bf16 runs go twice, the second with --compile
+(torch.compile of the model's forward; its warm-up counts in the wall time, not in the median). Machines
+of the same kind differ (matmul peaks of 230-380 GFLOP/s were seen), so
 the bench also times, in the same run, a plain eager step written the way nanoGPT writes its model and
 loop, and prints our time against it: a like-for-like figure on whatever machine runs it.
 
@@ -145,8 +147,10 @@ def main() -> None:
     peak32, peak16 = matmul_peak_gflops(torch.float32), matmul_peak_gflops(torch.bfloat16)
     with tempfile.TemporaryDirectory() as tmp:
         small = run(args.data, Path(tmp) / "small", args.iters, "fp32", RECIPE)
+        small_c = run(args.data, Path(tmp) / "small_c", args.iters, "fp32", {**RECIPE, "compile": True})
         large32 = run(args.data, Path(tmp) / "large32", args.large_iters, "fp32", LARGE)
         large16 = run(args.data, Path(tmp) / "large16", args.large_iters, "bf16", LARGE)
+        large16_c = run(args.data, Path(tmp) / "large16_c", args.large_iters, "bf16", {**LARGE, "compile": True})
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     ref_small = reference_ms(args.data, RECIPE, min(args.iters, 300), "fp32")
     ref_large32 = reference_ms(args.data, LARGE, min(args.large_iters, 30), "fp32")
@@ -154,34 +158,45 @@ def main() -> None:
 
     print(f"matmul peak (2048^2, this run): fp32 {peak32:,.0f} GFLOP/s, bf16 {peak16:,.0f} GFLOP/s")
     print(f"{'run':<28}{'ms/iter':>9}{'tok/s':>10}{'% peak':>8}{'val loss':>10}{'wall s':>8}")
-    for name, r, peak in [(f"small fp32 x{args.iters}", small, peak32), (f"large fp32 x{args.large_iters}",
-                                                                         large32, peak32),
-                          (f"large bf16 x{args.large_iters}", large16, peak16)]:
+    for name, r, peak in [(f"small fp32 x{args.iters}", small, peak32),
+                          (f"small fp32 --compile x{args.iters}", small_c, peak32),
+                          (f"large fp32 x{args.large_iters}", large32, peak32),
+                          (f"large bf16 x{args.large_iters}", large16, peak16),
+                          (f"large bf16 --compile x{args.large_iters}", large16_c, peak16)]:
         print(f"{name:<28}{r['median_ms']:>9.1f}{r['tokens_per_s']:>10,.0f}{r['model_gflops'] / peak:>8.1%}"
               f"{r['val_loss']:>10.4f}{r['wall_s']:>8.1f}")
+    best_small = min(small, small_c, key=lambda r: r["median_ms"])  # the bars take genlab's faster setting
+    best_large16 = min(large16, large16_c, key=lambda r: r["median_ms"])
     print(f"nanoGPT small (the issue's machine): {NANOGPT_MS} ms/iter, val {NANOGPT_VAL}; genlab/nanoGPT time ratio "
-          f"{small['median_ms'] / NANOGPT_MS:.2f} (lower is faster); peak memory {peak_mb:,.0f} MB")
+          f"{best_small['median_ms'] / NANOGPT_MS:.2f} (lower is faster); peak memory {peak_mb:,.0f} MB")
     print("plain eager step in nanoGPT's manner, this machine, this run (ms/iter; genlab/reference ratio):")
-    for name, ours, ref in [("small fp32", small, ref_small), ("large fp32", large32, ref_large32),
-                            ("large bf16", large16, ref_large16)]:
-        print(f"  {name:<12}{ref:>8.1f}{ours['median_ms'] / ref:>8.2f}")
-    print(f"bars: small val <= 1.90: {small['val_loss'] <= 1.90}; small ms <= {NANOGPT_MS}: "
-          f"{small['median_ms'] <= NANOGPT_MS} (<= reference here: {small['median_ms'] <= ref_small}); "
-          f"large bf16 <= 330 ms: {large16['median_ms'] <= 330} (<= reference here: "
-          f"{large16['median_ms'] <= ref_large16}); "
-          f"bf16 val within 1% of fp32: {abs(large16['val_loss'] / large32['val_loss'] - 1) <= 0.01}")
+    for name, ours, ref in [("small fp32", small, ref_small), ("small fp32 --compile", small_c, ref_small),
+                            ("large fp32", large32, ref_large32), ("large bf16", large16, ref_large16),
+                            ("large bf16 --compile", large16_c, ref_large16)]:
+        print(f"  {name:<22}{ref:>8.1f}{ours['median_ms'] / ref:>8.2f}")
+    print(f"bars: small val <= 1.90: {best_small['val_loss'] <= 1.90}; small ms <= {NANOGPT_MS}: "
+          f"{best_small['median_ms'] <= NANOGPT_MS} (<= reference here: {best_small['median_ms'] <= ref_small}); "
+          f"large bf16 <= 330 ms: {best_large16['median_ms'] <= 330} (<= reference here: "
+          f"{best_large16['median_ms'] <= ref_large16}); "
+          f"bf16 val within 1% of fp32: {abs(best_large16['val_loss'] / large32['val_loss'] - 1) <= 0.01}")
     print(json.dumps({
         "matmul_peak_fp32_gflops": round(peak32), "matmul_peak_bf16_gflops": round(peak16),
         "small_median_ms": round(small["median_ms"], 2), "small_tokens_per_s": round(small["tokens_per_s"]),
         "small_peak_share": round(small["model_gflops"] / peak32, 3), "small_val_loss": round(small["val_loss"], 4),
-        "small_wall_s": round(small["wall_s"], 1), "nanogpt_ms": NANOGPT_MS,
-        "small_time_ratio_vs_nanogpt": round(small["median_ms"] / NANOGPT_MS, 3),
+        "small_wall_s": round(small["wall_s"], 1), "small_compiled_median_ms": round(small_c["median_ms"], 2),
+        "small_compiled_val_loss": round(small_c["val_loss"], 4), "small_compiled_wall_s": round(small_c["wall_s"], 1),
+        "nanogpt_ms": NANOGPT_MS,
+        "small_time_ratio_vs_nanogpt": round(best_small["median_ms"] / NANOGPT_MS, 3),
         "large_fp32_median_ms": round(large32["median_ms"], 1), "large_bf16_median_ms": round(large16["median_ms"], 1),
+        "large_bf16_compiled_median_ms": round(large16_c["median_ms"], 1),
         "large_fp32_val_loss": round(large32["val_loss"], 4), "large_bf16_val_loss": round(large16["val_loss"], 4),
+        "large_bf16_compiled_val_loss": round(large16_c["val_loss"], 4),
         "reference_small_ms": round(ref_small, 2), "reference_large_fp32_ms": round(ref_large32, 1),
         "reference_large_bf16_ms": round(ref_large16, 1),
         "small_time_ratio_vs_reference": round(small["median_ms"] / ref_small, 3),
+        "small_compiled_time_ratio_vs_reference": round(small_c["median_ms"] / ref_small, 3),
         "large_bf16_time_ratio_vs_reference": round(large16["median_ms"] / ref_large16, 3),
+        "large_bf16_compiled_time_ratio_vs_reference": round(large16_c["median_ms"] / ref_large16, 3),
         "peak_memory_mb": round(peak_mb),
     }))
 
