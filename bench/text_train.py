@@ -6,10 +6,10 @@ nanoGPT (n_layer 4, n_head 4, n_embd 128, block 64, batch 12, lr 1e-3, warmup 10
 fp32 matmul peak measured in this run (model FLOPs = 6 x parameters per token), then nanoGPT's
 shakespeare size (n_layer 6, n_head 6, n_embd 384, block 256, batch 12) for 200 iterations in fp32
 and in bf16 autocast. The small fp32 and the large bf16 runs go twice, the second with --compile
-(torch.compile of the model's forward; its warm-up counts in the wall time, not in the median). Machines
-of the same kind differ (matmul peaks of 230-380 GFLOP/s were seen), so
-the bench also times, in the same run, a plain eager step written the way nanoGPT writes its model and
-loop, and prints our time against it: a like-for-like figure on whatever machine runs it.
+(torch.compile of the model's forward; its warm-up counts in the wall time, not in the median).
+Machines of the same kind differ (matmul peaks of 230-380 GFLOP/s were seen), so the bench also
+times, in the same run, a plain eager step written the way nanoGPT writes its model and loop, and
+prints our time against it: a like-for-like figure on whatever machine runs it.
 
     python bench/text_train.py [--iters 2000] [--large-iters 200] [--data ../shared/data/tinyshakespeare/input.txt]
 """

@@ -105,7 +105,8 @@ def test_block_size_over_the_trained_one(capsys, run):
 
 def test_eval_refuses_music_sampling_flags_for_text(capsys, run):
     assert "--top-k is for music models" in user_error(capsys, "eval", run, "--top-k", "5")
-    assert "--distribution-samples is for music models" in user_error(capsys, "eval", run, "--distribution-samples", "5")
+    err = user_error(capsys, "eval", run, "--distribution-samples", "5")
+    assert "--distribution-samples is for music models" in err
 
 
 def test_nonsensical_training_options(capsys, small_corpus, tmp_path):

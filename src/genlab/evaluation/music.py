@@ -274,9 +274,9 @@ def evaluate_music(m, data: str | None = None, *, split: str = "val", max_tokens
 
     if split not in ("val", "train", "all"):
         raise GenlabError(f"--split must be val, train or all, got {split!r}")
-    if num_samples < 1 or distribution_samples < 1:
-        raise GenlabError(f"--num-samples and --distribution-samples must be at least 1, got {num_samples} and "
-                          f"{distribution_samples}")
+    for flag, value in (("--num-samples", num_samples), ("--distribution-samples", distribution_samples)):
+        if value < 1:
+            raise GenlabError(f"{flag} must be at least 1, got {value}")
     source = data or m.config["data"]["source"]
     corpus = prepare_music(source, m.tokenizer.kind, m.config["train"]["val_fraction"], quiet=True)
     if m.tokenizer.kind == "abc" and corpus.tokenizer.vocab != m.tokenizer.vocab:
@@ -308,7 +308,8 @@ def evaluate_music(m, data: str | None = None, *, split: str = "val", max_tokens
     metrics["parse_ratio"] = round(metrics["parse_rate"] / max(1e-9, metrics["real_parse_rate"]), 4)
 
     train_notes = [token_notes(m.tokenizer, m.tokenizer.tokens(corpus.tune(i))) for i in range(corpus.n_train)]
-    sample_notes = [token_notes(m.tokenizer, t) for t in sampled[:distribution_samples]]
+    every_sample_notes = [token_notes(m.tokenizer, t) for t in sampled]
+    sample_notes = every_sample_notes[:distribution_samples]
     reference = held_out[:distribution_samples]
     base_notes = [token_notes(m.tokenizer, t) for t in shuffled_baseline(reference, seed)]
     ref_notes = [token_notes(m.tokenizer, t) for t in reference]
@@ -321,7 +322,7 @@ def evaluate_music(m, data: str | None = None, *, split: str = "val", max_tokens
         metrics[f"{name}_distance_real"] = distances(f_train[name], f_ref[name])[0]
     metrics["bars_per_tune"] = round(float(np.mean([t.bars for t in sample_notes])), 2)
     metrics["bars_per_tune_train"] = round(float(np.mean([t.bars for t in train_notes])), 2)
-    metrics.update(originality([note_codes(t.pitches, t.durations) for t in sample_notes[:num_samples]],
+    metrics.update(originality([note_codes(t.pitches, t.durations) for t in every_sample_notes[:num_samples]],
                                [note_codes(t.pitches, t.durations) for t in train_notes]))
     metrics.update({"data": source, "split": split, "seed": seed, "temperature": temperature, "top_k": top_k})
     if save:
