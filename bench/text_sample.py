@@ -5,7 +5,8 @@ both sample 256 new tokens at temperature 0.8, top-k 40, at batch 1 and 8, at na
 (n_layer 4, n_embd 128) and at its shakespeare size (n_layer 6, n_embd 384). The models use GPT-2's
 tanh GELU, as the issue's peer figures did (transformers runs it as five separate ops, `--activation
 gelu` compares with the exact GELU, one op on both sides). Batch-1 decoding must read every weight
-once per token, so the memory read bandwidth, measured here, bounds it.
+once per token, so the memory read bandwidth, measured here, bounds it. Batch 1 also runs with bf16 and
+int8 weights (`--precision`), which read a half and a quarter of the bytes.
 
     python bench/text_sample.py [--repeats 5] [--activation gelu_tanh|gelu]
 """
@@ -99,9 +100,10 @@ def main() -> None:
             figures.update({f"{key}_genlab_tok_s": round(ours), f"{key}_transformers_tok_s": round(theirs),
                             f"{key}_ratio": round(ours / theirs, 2)})
             rows.append((size, batch, ours, theirs, ours / theirs, ours / limit if batch == 1 else None))
-        bf16 = best_of(time_genlab, args.repeats, decoding_model(model, 1, "bf16"), 1)
-        figures[f"{size}_b1_genlab_bf16_tok_s"] = round(bf16)
-        rows.append((size + " bf16", 1, bf16, None, None, None))
+        for precision in ("bf16", "int8"):  # fewer bytes per weight; quality cost: bench/text_train.py
+            reduced = best_of(time_genlab, args.repeats, decoding_model(model, 1, precision), 1)
+            figures[f"{size}_b1_genlab_{precision}_tok_s"] = round(reduced)
+            rows.append((f"{size} {precision}", 1, reduced, None, None, None))
 
     print(f"read bandwidth {bandwidth:.1f} GB/s; batch-1 limit = bandwidth / fp32 weight bytes; {args.activation}",
           file=sys.stderr)

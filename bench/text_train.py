@@ -5,7 +5,8 @@ nanoGPT (n_layer 4, n_head 4, n_embd 128, block 64, batch 12, lr 1e-3, warmup 10
 25.7 ms/iteration on the issue's machine. We run the same recipe and print the ratio, the share of the
 fp32 matmul peak measured in this run (model FLOPs = 6 x parameters per token), then nanoGPT's
 shakespeare size (n_layer 6, n_head 6, n_embd 384, block 256, batch 12) for 200 iterations in fp32
-and in bf16 autocast. The small fp32 and the large bf16 runs go twice, the second with --compile
+and in bf16 autocast, and scores the large fp32 model as sampling runs it in fp32, bf16 and int8
+(the reduced precisions' quality cost). The small fp32 and the large bf16 runs go twice, the second with --compile
 (torch.compile of the model's forward; its warm-up counts in the wall time, not in the median).
 Machines of the same kind differ (matmul peaks of 230-380 GFLOP/s were seen), so the bench also
 times, in the same run, a plain eager step written the way nanoGPT writes its model and loop, and
@@ -131,7 +132,12 @@ def run(data: str, out: Path, steps: int, precision: str, settings: dict) -> dic
     median = statistics.median(ms)
     tokens_per_s = settings["batch_size"] * settings["block_size"] / (median / 1000)
     return {"median_ms": median, "tokens_per_s": tokens_per_s, "val_loss": val, "wall_s": wall,
-            "model_gflops": 6 * n_params * tokens_per_s / 1e9}
+            "model_gflops": 6 * n_params * tokens_per_s / 1e9, "run_dir": run_dir}
+
+
+def decoding_losses(run_dir: Path) -> dict:
+    """Validation loss of a trained model as sampling runs it at each precision: their quality cost."""
+    return {p: api.evaluate(run_dir, precision=p, max_tokens=32_768)["val_loss"] for p in ("fp32", "bf16", "int8")}
 
 
 def main() -> None:
@@ -151,6 +157,7 @@ def main() -> None:
         large32 = run(args.data, Path(tmp) / "large32", args.large_iters, "fp32", LARGE)
         large16 = run(args.data, Path(tmp) / "large16", args.large_iters, "bf16", LARGE)
         large16_c = run(args.data, Path(tmp) / "large16_c", args.large_iters, "bf16", {**LARGE, "compile": True})
+        quality = decoding_losses(large32["run_dir"])
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     ref_small = reference_ms(args.data, RECIPE, min(args.iters, 300), "fp32")
     ref_large32 = reference_ms(args.data, LARGE, min(args.large_iters, 30), "fp32")
@@ -174,6 +181,8 @@ def main() -> None:
                             ("large fp32", large32, ref_large32), ("large bf16", large16, ref_large16),
                             ("large bf16 --compile", large16_c, ref_large16)]:
         print(f"  {name:<22}{ref:>8.1f}{ours['median_ms'] / ref:>8.2f}")
+    print("large model's val loss as sampling runs it (32k tokens): " + ", ".join(
+        f"{p} {v:.4f} ({v / quality['fp32'] - 1:+.2%})" for p, v in quality.items()))
     print(f"bars: small val <= 1.90: {best_small['val_loss'] <= 1.90}; small ms <= {NANOGPT_MS}: "
           f"{best_small['median_ms'] <= NANOGPT_MS} (<= reference here: {best_small['median_ms'] <= ref_small}); "
           f"large bf16 <= 330 ms: {best_large16['median_ms'] <= 330} (<= reference here: "
@@ -197,6 +206,7 @@ def main() -> None:
         "small_compiled_time_ratio_vs_reference": round(small_c["median_ms"] / ref_small, 3),
         "large_bf16_time_ratio_vs_reference": round(large16["median_ms"] / ref_large16, 3),
         "large_bf16_compiled_time_ratio_vs_reference": round(large16_c["median_ms"] / ref_large16, 3),
+        **{f"large_{p}_decoding_val_loss": round(v, 4) for p, v in quality.items()},
         "peak_memory_mb": round(peak_mb),
     }))
 

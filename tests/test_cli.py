@@ -37,6 +37,11 @@ def test_train_sample_eval_export_end_to_end(run, tmp_path):
     assert float(lines["val_loss"]) > 0 and float(lines["perplexity"]) > 1 and float(lines["bits_per_char"]) > 0
     assert json.loads((run / "metrics.json").read_text())["val_loss"] == float(lines["val_loss"])
 
+    int8 = genlab("sample", run, "--prompt", "The ", "--max-new-tokens", "40", "--seed", "11", "--precision", "int8")
+    assert int8.stdout.startswith("The ") and len(int8.stdout) > 40
+    ev8 = dict(line.split(": ", 1) for line in genlab("eval", run, "--precision", "int8").stdout.strip().splitlines())
+    assert ev8["precision"] == "int8" and abs(float(ev8["val_loss"]) / float(lines["val_loss"]) - 1) < 0.01
+
     genlab("export", run, tmp_path / "hf", "--format", "hf-gpt2")
     assert (tmp_path / "hf" / "config.json").exists() and (tmp_path / "hf" / "model.safetensors").exists()
 

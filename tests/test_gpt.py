@@ -3,7 +3,15 @@ import torch
 
 from genlab.families.gpt import GPT, GPTConfig
 from genlab.families.lstm import LSTM, LSTMConfig
-from genlab.sampling.decode import SplitLinear, decoding_model, packed_copy, split_copy
+from genlab.sampling.decode import (
+    Int8Linear,
+    SplitLinear,
+    decoding_model,
+    inference_copy,
+    int8_available,
+    packed_copy,
+    split_copy,
+)
 from genlab.sampling.logits import SamplingSettings, choose, process_logits
 from genlab.sampling.text import sample_tokens
 
@@ -97,6 +105,39 @@ def test_split_linear_keeps_layers_it_cannot_split():
     fast = split_copy(tiny_gpt(), 4)
     assert isinstance(fast.transformer.h[0].mlp.c_fc, SplitLinear)  # 128 outputs: four slices of 32
     assert type(fast.lm_head) is torch.nn.Linear  # 50 outputs do not split in four
+
+
+def test_int8_linear_rounds_each_row_to_its_own_scale():
+    lin = torch.nn.Linear(64, 48)
+    q = Int8Linear(lin)
+    scale = lin.weight.detach().abs().amax(dim=1, keepdim=True) / 127
+    # each weight lies within half a step of its row's grid, and each row's largest one is +-127
+    assert ((q.weight.float() * scale - lin.weight.detach()).abs() <= scale / 2 + 1e-7).all()
+    assert (q.weight.abs().amax(dim=1) == 127).all()
+    x = torch.randn(5, 64, generator=torch.Generator().manual_seed(2))
+    want = x @ (q.weight.float() * q.scale.float()[:, None]).t() + lin.bias.detach()
+    torch.testing.assert_close(q(x.bfloat16()).float(), want, atol=0.05, rtol=0.02)
+
+
+def test_int8_copy_decodes_close_to_the_fp32_model():
+    model = tiny_gpt()
+    idx = torch.randint(0, 50, (3, 12), generator=torch.Generator().manual_seed(4))
+    fast = decoding_model(model, 3, "int8")
+    assert isinstance(fast.transformer.h[0].mlp.c_proj, Int8Linear)
+    with torch.inference_mode():
+        want = model(idx).log_softmax(-1)
+        cache = fast.new_cache(3)
+        got = torch.cat([fast(idx[:, i : i + 1], cache) for i in range(idx.shape[1])], dim=1).float().log_softmax(-1)
+    kl = torch.nn.functional.kl_div(got, want, log_target=True, reduction="none").sum(-1)  # KL(fp32 || int8)
+    assert kl.max() < 1e-4 and (got.argmax(-1) == want.argmax(-1)).float().mean() > 0.9
+
+
+def test_int8_keeps_widths_its_kernel_cannot_take_in_bf16():
+    assert int8_available(32) and not int8_available(24)  # the kernel reads inputs 16 at a time
+    fast = inference_copy(tiny_gpt(n_embd=24, n_head=2), "int8")
+    assert type(fast.transformer.h[0].attn.c_attn) is torch.nn.Linear  # 24 inputs: kept, in bf16
+    assert isinstance(fast.transformer.h[0].mlp.c_proj, Int8Linear)  # 96 inputs: int8
+    assert fast.transformer.h[0].attn.c_attn.weight.dtype == torch.bfloat16
 
 
 @pytest.mark.parametrize("past", [0, 5])

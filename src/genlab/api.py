@@ -75,10 +75,12 @@ def load(run: RunPath, *, checkpoint: str = "last", device: str = "auto", precis
         raise GenlabError(f"{weights} is missing: the run never reached a checkpoint; train it further")
     load_model_tensors(model, weights)
     dev = pick_device(device)
-    if precision not in ("fp32", "bf16"):
-        raise GenlabError(f"--precision must be fp32 or bf16, got {precision!r}")
+    if precision not in ("fp32", "bf16", "int8"):
+        raise GenlabError(f"--precision must be fp32, bf16 or int8, got {precision!r}")
     model.to(dev).eval()
     if config.get("data", {}).get("modality") == "images":
+        if precision == "int8":
+            raise GenlabError("--precision int8 is for decoding text and music; use fp32 or bf16 for images")
         from genlab.sampling.images import ImageModel
 
         return ImageModel(model, config, run_dir, dev, weights, precision)
@@ -98,8 +100,9 @@ def sample(run: RunPath, prompt: str = "", **controls: Any) -> str | list[str]:
 
 
 def evaluate(run: RunPath, data: str | None = None, *, split: str = "val", block_size: int | None = None,
-             max_tokens: int | None = None, device: str = "auto", **sampling: Any) -> dict:
-    """Validation loss, perplexity and bits per character; saved to RUN/metrics.json.
+             max_tokens: int | None = None, device: str = "auto", precision: str = "fp32", **sampling: Any) -> dict:
+    """Validation loss, perplexity and bits per character; saved to RUN/metrics.json. `precision`
+    (fp32, bf16 or int8) scores the model as sampling at that precision runs it: its quality cost.
     For an image model: Fréchet distance, KID, precision/recall, label accuracy and memorisation of
     generated samples (sampling: num_samples, seed and sampling controls; see evaluation.images).
     For a music model: loss per token, then sampled tunes against real ones (sampling: num_samples,
@@ -115,11 +118,14 @@ def evaluate(run: RunPath, data: str | None = None, *, split: str = "val", block
         from genlab.evaluation.images import evaluate_run
 
         refuse_music_flags()
+        if precision != "fp32":
+            raise GenlabError("--precision is for evaluating text and music models; leave it out for images")
         return evaluate_run(run, data, device=device, **sampling)
     from genlab.data.text import prepare_text, read_text_source
     from genlab.evaluation.text import text_metrics
+    from genlab.sampling.decode import inference_copy
 
-    m = load(run, device=device)
+    m = load(run, device=device, precision=precision)
     if getattr(m, "modality", None) == "music":  # loss per token, then sampled tunes against real ones
         from genlab.evaluation.music import evaluate_music
 
@@ -148,8 +154,9 @@ def evaluate(run: RunPath, data: str | None = None, *, split: str = "val", block
         ids = m.tokenizer.encode(text)
     cut = int(len(ids) * (1 - val_fraction))
     tokens = {"val": ids[cut:], "train": ids[:cut], "all": ids}[split]
-    metrics = text_metrics(m.model, m.tokenizer, tokens, block, m.device, max_tokens=max_tokens)
-    metrics = {**metrics, "data": source, "split": split, "block_size": block}
+    metrics = text_metrics(inference_copy(m.model, precision), m.tokenizer, tokens, block, m.device,
+                           max_tokens=max_tokens)
+    metrics = {**metrics, "data": source, "split": split, "block_size": block, "precision": precision}
     atomic_write_json(Path(run) / "metrics.json", metrics)
     from genlab.safety.card import write_model_card
 

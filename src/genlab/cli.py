@@ -130,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampling(p)
     p.add_argument("--checkpoint", default="last", help="last or best")
     p.add_argument("--device", default="auto")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8"],
+                   help="int8: weights in int8 (text and music on CPU), a quarter of the bytes read per token")
     _add_image_controls(p)
     p.add_argument("--interpolate", action="store_true", help="images: walk between two noises")
     p.add_argument("-o", "--out-dir", default=None,
@@ -145,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--num-samples", type=int, default=None,
                    help="samples to measure (images: default 1000; music: default 100)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8"],
+                   help="text and music: score the model as sampling at this precision runs it")
     p.add_argument("--seed", type=int, default=None, help="sampling seed (default 0)")
     _add_image_controls(p)
     g = p.add_argument_group("music")
@@ -260,7 +263,7 @@ def cmd_eval(a) -> None:
              *IMAGE_CONTROLS)
     sampling = {k: getattr(a, k) for k in names if getattr(a, k) is not None}
     metrics = api.evaluate(a.run, a.data, split=a.split, block_size=a.block_size, max_tokens=a.max_tokens,
-                           device=a.device, **sampling)
+                           device=a.device, precision=a.precision, **sampling)
     if "frechet_distance" in metrics:
         from genlab.evaluation.images import metrics_table
 

@@ -271,6 +271,7 @@ def evaluate_music(m, data: str | None = None, *, split: str = "val", max_tokens
     within sampling noise of each other.
     """
     from genlab.data.music import prepare_music
+    from genlab.sampling.decode import inference_copy
 
     if split not in ("val", "train", "all"):
         raise GenlabError(f"--split must be val, train or all, got {split!r}")
@@ -285,7 +286,7 @@ def evaluate_music(m, data: str | None = None, *, split: str = "val", max_tokens
     held = {"val": range(corpus.n_train, corpus.n_tunes), "train": range(corpus.n_train),
             "all": range(corpus.n_tunes)}[split]
     block = m.config["model"].get("block_size", 256)
-    metrics: dict = tune_loss(m.model, corpus, held, block, m.device,
+    metrics: dict = tune_loss(inference_copy(m.model, m.precision), corpus, held, block, m.device,
                               max_tokens=max_tokens if max_tokens is not None else 100_000)
 
     sampled = []  # in batches of SAMPLE_BATCH, the first with `seed` itself, as `genlab sample --seed` gives
@@ -324,7 +325,8 @@ def evaluate_music(m, data: str | None = None, *, split: str = "val", max_tokens
     metrics["bars_per_tune_train"] = round(float(np.mean([t.bars for t in train_notes])), 2)
     metrics.update(originality([note_codes(t.pitches, t.durations) for t in every_sample_notes[:num_samples]],
                                [note_codes(t.pitches, t.durations) for t in train_notes]))
-    metrics.update({"data": source, "split": split, "seed": seed, "temperature": temperature, "top_k": top_k})
+    metrics.update({"data": source, "split": split, "seed": seed, "temperature": temperature, "top_k": top_k,
+                    "precision": m.precision})
     if save:
         atomic_write_json(Path(m.run_dir) / "metrics.json", metrics)
         from genlab.safety.card import write_model_card

@@ -19,6 +19,8 @@ from functools import partial
 import torch
 from torch import nn
 
+from genlab.errors import GenlabError
+
 
 class PackedLinear(nn.Module):
     """nn.Linear with its weight reordered once into oneDNN's blocked layout for `rows` input rows."""
@@ -54,6 +56,65 @@ class SplitLinear(nn.Module):
         flat = x.reshape(-1, x.shape[-1])
         y = torch.baddbmm(self.bias, self.weight, flat.t().expand(self.splits, -1, -1))  # (splits, n/splits, rows)
         return y.permute(2, 0, 1).reshape(*x.shape[:-1], self.out_features)
+
+
+class Int8Linear(nn.Module):
+    """nn.Linear with int8 weights and one scale per output feature (symmetric, the row's largest
+    magnitude maps to 127), multiplied by PyTorch's weight-only int8 kernel with bf16 activations.
+
+    Batch-1 decoding is bound by reading the weights; int8 reads a quarter of fp32's bytes. The
+    rounding error is at most half a step of each row's scale; its cost in validation loss is
+    measured by `genlab eval --precision int8` and bench/text_sample.py.
+    """
+
+    def __init__(self, linear: nn.Linear):
+        super().__init__()
+        w = linear.weight.detach().float()
+        scale = w.abs().amax(dim=1).clamp(min=1e-12) / 127
+        self.out_features = linear.out_features
+        self.weight = torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8)
+        self.scale = scale.to(torch.bfloat16)
+        self.bias = None if linear.bias is None else linear.bias.detach().to(torch.bfloat16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.ops.aten._weight_int8pack_mm(x.reshape(-1, x.shape[-1]).contiguous(), self.weight, self.scale)
+        if self.bias is not None:
+            y = y + self.bias
+        return y.view(*x.shape[:-1], self.out_features)
+
+
+def int8_available(in_features: int) -> bool:
+    """Whether the int8 kernel gives right answers for this input width, checked once per width on a
+    random product: the CPU kernel needs a multiple of 16 (other widths read out of bounds)."""
+    if in_features % 16 or not hasattr(torch.ops.aten, "_weight_int8pack_mm"):
+        return False
+    if in_features not in _INT8_CHECKED:
+        g = torch.Generator().manual_seed(0)
+        lin = nn.Linear(in_features, 24, bias=False)
+        nn.init.normal_(lin.weight, generator=g)
+        x = torch.randn(3, in_features, generator=g).bfloat16()
+        q = Int8Linear(lin)
+        want = x.float() @ (q.weight.float() * q.scale.float()[:, None]).t()
+        got = q(x).float()
+        _INT8_CHECKED[in_features] = bool(((got - want).norm() <= 0.02 * want.norm()).item())
+    return _INT8_CHECKED[in_features]
+
+
+_INT8_CHECKED: dict[int, bool] = {}
+
+
+def inference_copy(model: nn.Module, precision: str) -> nn.Module:
+    """`model` at an inference precision: fp32 (itself), bf16 (a bf16 copy) or int8 (a bf16 copy whose
+    Linear layers hold int8 weights where the kernel serves their width; CPU only)."""
+    if precision == "fp32":
+        return model
+    if precision == "bf16":
+        return copy.deepcopy(model).to(torch.bfloat16)
+    if next(model.parameters()).device.type != "cpu":
+        raise GenlabError("--precision int8 runs on CPU only; use --device cpu, or bf16 on a GPU")
+    # quantized from the fp32 weights; .to() then casts what is left (embeddings, norms, other Linears)
+    int8 = _replace_linears(model, lambda lin: Int8Linear(lin) if int8_available(lin.in_features) else lin)
+    return int8.to(torch.bfloat16)
 
 
 def split_copy(model: nn.Module, splits: int) -> nn.Module:
@@ -99,11 +160,10 @@ def _seconds_per_step(model: nn.Module, batch_size: int, steps: int = 8) -> floa
 
 
 def decoding_model(model: nn.Module, batch_size: int, precision: str = "fp32") -> nn.Module:
-    """The fastest inference variant of `model` for decoding `batch_size` sequences, measured."""
-    base = model
-    if precision == "bf16":
-        base = copy.deepcopy(model).to(torch.bfloat16)
-    if next(model.parameters()).device.type != "cpu":
+    """The fastest inference variant of `model` for decoding `batch_size` sequences, measured. int8
+    is taken as it is: its layers are a kernel of their own."""
+    base = inference_copy(model, precision)
+    if next(model.parameters()).device.type != "cpu" or precision == "int8":
         return base
     best, best_time = base, _seconds_per_step(base, batch_size)
     makers = [partial(split_copy, base, splits) for splits in (2, 4, 8)]
