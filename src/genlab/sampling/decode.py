@@ -5,9 +5,9 @@ On CPU, PyTorch's matrix-vector product runs on one thread and read them at ~18 
 cores); oneDNN with weights prepacked for the batch size read ~26-39 GB/s; cutting each matrix into
 slices of its outputs and multiplying them in one batched matmul, which PyTorch spreads over the
 threads, read ~55-60 GB/s (a 43 MB model; the 32 MB L3 cache holds part of it). bf16 weights halve
-the bytes. Which wins depends on the sizes and the batch, so `decoding_model` times the candidates
-for a few steps and keeps the fastest (like cuDNN's benchmark mode); results agree with the plain
-model to float rounding.
+the bytes, int8 weights (`--precision int8`, a scale per row) quarter them. Which wins depends on
+the sizes and the batch, so `decoding_model` times the candidates for a few steps and keeps the
+fastest (like cuDNN's benchmark mode); the fp32 variants agree with the plain model to float rounding.
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ class Int8Linear(nn.Module):
 
     Batch-1 decoding is bound by reading the weights; int8 reads a quarter of fp32's bytes. The
     rounding error is at most half a step of each row's scale; its cost in validation loss is
-    measured by `genlab eval --precision int8` and bench/text_sample.py.
+    measured by `genlab eval --precision int8` (and bench/text_train.py), its speed by
+    bench/text_sample.py.
     """
 
     def __init__(self, linear: nn.Linear):
