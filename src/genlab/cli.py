@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interpolate", action="store_true", help="images: walk between two noises")
     p.add_argument("-o", "--out-dir", default=None,
                    help="images: folder for grid.png and the samples; music: folder for .abc/.mid/.wav tunes")
+    p.add_argument("--renderer", default="auto", choices=["auto", "additive", "fluidsynth"],
+                   help="music .wav: FluidSynth with a General-MIDI soundfont where installed (auto), or genlab's "
+                        "own additive synthesizer")
 
     p = sub.add_parser("eval", help="text: loss, perplexity, bits/char; images: Fréchet distance, KID, ...")
     p.add_argument("run")
@@ -248,7 +251,7 @@ def _sample_music(m, a) -> None:
             body = m.abc(t) if m.tokenizer.kind == "abc" else t.text
             print(f"--- tune {t.index} ---\n{body}")
     else:
-        paths = m.write(tunes, a.out_dir)
+        paths = m.write(tunes, a.out_dir, renderer=a.renderer)
         for t in tunes:
             print(f"tune {t.index}: {', '.join(t.files)}"
                   + (f"  (could not convert: {t.error})" if t.error else ""))

@@ -121,10 +121,11 @@ class MusicModel:
         return tune
 
     def write(self, tunes: list[Tune], out_dir: str | Path, formats: tuple[str, ...] | None = None,
-              stem: str = "tune") -> list[Path]:
-        """Write each tune as .abc / .mid / .wav into out_dir; a tune that cannot be converted keeps its .abc."""
+              stem: str = "tune", renderer: str = "auto") -> list[Path]:
+        """Write each tune as .abc / .mid / .wav into out_dir; a tune that cannot be converted keeps its .abc.
+        The .wav comes from `renderer`: additive, fluidsynth, or auto (fluidsynth where installed)."""
         from genlab.music.convert import notes_to_midi
-        from genlab.music.synth import write_wav
+        from genlab.music.synth import pick_renderer, write_wav
 
         formats = tuple(formats or self.formats)
         for f in formats:
@@ -133,6 +134,8 @@ class MusicModel:
             if f not in self.formats:
                 raise GenlabError(f"this model was trained on MIDI/MusicXML events and cannot write .{f}; "
                                   f"ask for {' or '.join('.' + x for x in self.formats)}")
+        if "wav" in formats:
+            renderer = pick_renderer(renderer)
         out = Path(out_dir)
         if out.exists() and not out.is_dir():
             raise GenlabError(f"{out} is a file; give a folder for the tunes")
@@ -153,6 +156,6 @@ class MusicModel:
                 atomic_write_bytes(base.with_suffix(".mid"), notes_to_midi(tune.notes, tune.qpm, text))
                 tune.files.append(str(base.with_suffix(".mid")))
             if "wav" in formats:
-                write_wav(base.with_suffix(".wav"), tune.notes, tune.qpm, comment=text)
+                write_wav(base.with_suffix(".wav"), tune.notes, tune.qpm, comment=text, renderer=renderer)
                 tune.files.append(str(base.with_suffix(".wav")))
         return [Path(f) for t in tunes for f in t.files]
