@@ -289,9 +289,10 @@ def evaluate_music(m, data: str | None = None, *, split: str = "val", max_tokens
     metrics: dict = tune_loss(inference_copy(m.model, m.precision), corpus, held, block, m.device,
                               max_tokens=max_tokens if max_tokens is not None else 100_000)
 
+    total = max(num_samples, distribution_samples)
     sampled = []  # in batches of SAMPLE_BATCH, the first with `seed` itself, as `genlab sample --seed` gives
-    for batch, start in enumerate(range(0, max(num_samples, distribution_samples), SAMPLE_BATCH)):
-        n = min(SAMPLE_BATCH, max(num_samples, distribution_samples) - start)
+    for batch, start in enumerate(range(0, total, SAMPLE_BATCH)):
+        n = min(SAMPLE_BATCH, total - start)
         sampled += [t.tokens for t in m.generate("", num_samples=n, max_new_tokens=max_new_tokens,
                                                  temperature=temperature, top_k=top_k, seed=seed + batch)]
     held_out = [m.tokenizer.tokens(corpus.tune(i)) for i in range(corpus.n_train, corpus.n_tunes)]

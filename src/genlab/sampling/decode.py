@@ -160,6 +160,20 @@ def _seconds_per_step(model: nn.Module, batch_size: int, steps: int = 8) -> floa
     return best
 
 
+class Decoders:
+    """`decoding_model` of one model at one precision per batch size, built and measured once each:
+    `decoders(batch_size)`. Text and music models sample through it, so repeated calls reuse the copy."""
+
+    def __init__(self, model: nn.Module, precision: str = "fp32"):
+        self.model, self.precision = model, precision
+        self._built: dict[int, nn.Module] = {}
+
+    def __call__(self, batch_size: int) -> nn.Module:
+        if batch_size not in self._built:
+            self._built[batch_size] = decoding_model(self.model, batch_size, self.precision)
+        return self._built[batch_size]
+
+
 def decoding_model(model: nn.Module, batch_size: int, precision: str = "fp32") -> nn.Module:
     """The fastest inference variant of `model` for decoding `batch_size` sequences, measured. int8
     is taken as it is: its layers are a kernel of their own."""

@@ -19,7 +19,7 @@ import torch
 from genlab.data.music_tokenizers import EOS, Note, tokens_to_abc
 from genlab.errors import GenlabError
 from genlab.io import atomic_write_bytes, atomic_write_text
-from genlab.sampling.decode import decoding_model
+from genlab.sampling.decode import Decoders
 from genlab.sampling.logits import SamplingSettings
 from genlab.sampling.text import make_generator, sample_tokens
 
@@ -53,6 +53,7 @@ class MusicModel:
         self.run_dir, self.device, self.precision = Path(run_dir), device, precision
         self.last_seed: int | None = None
         self.last_controls: dict = {}
+        self.decoder = Decoders(model, precision)  # the model tuned for decoding n sequences: decoder(n)
 
     @property
     def formats(self) -> tuple[str, ...]:
@@ -76,7 +77,7 @@ class MusicModel:
         n = s.num_samples
         out: list[list[int]] = [[] for _ in range(n)]
         done = [False] * n
-        for step in sample_tokens(decoding_model(self.model, n, self.precision), ids, s, generator):
+        for step in sample_tokens(self.decoder(n), ids, s, generator):
             for i, t in enumerate(step.tolist()):
                 if not done[i]:
                     out[i].append(t)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import torch
 
 from genlab.errors import GenlabError
-from genlab.sampling.decode import decoding_model
+from genlab.sampling.decode import Decoders
 from genlab.sampling.logits import SamplingSettings, choose, process_logits
 
 
@@ -108,13 +108,7 @@ class TextModel:
         self.model, self.tokenizer, self.config = model, tokenizer, config
         self.run_dir, self.device, self.precision = run_dir, device, precision
         self.last_seed: int | None = None
-        self._decoders: dict[int, torch.nn.Module] = {}
-
-    def decoder(self, batch_size: int) -> torch.nn.Module:
-        """The model as tuned for decoding batch_size sequences at self.precision (measured once)."""
-        if batch_size not in self._decoders:
-            self._decoders[batch_size] = decoding_model(self.model, batch_size, self.precision)
-        return self._decoders[batch_size]
+        self.decoder = Decoders(model, precision)  # the model tuned for decoding n sequences: decoder(n)
 
     def encode_prompt(self, prompt: str) -> torch.Tensor:
         if prompt:
