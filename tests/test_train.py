@@ -145,3 +145,35 @@ def test_api_functions_are_not_shadowed_by_subpackages():
     import genlab.training.trainer  # noqa: F401
 
     assert all(callable(getattr(genlab, name)) for name in ("train", "sample", "evaluate", "export", "load"))
+
+
+@pytest.mark.parametrize("bf16_share,chosen", [(0.4, "bf16"), (0.95, "fp32")])
+def test_auto_precision_is_measured_once_kept_and_resumed(tmp_path, small_corpus, monkeypatch, bf16_share, chosen):
+    from genlab.families.base import Family
+
+    monkeypatch.setenv("GENLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("genlab.runtime.cpu_has_fast_bf16", lambda: True)  # as on a CPU with bf16 units
+    real_step = Family.train_step
+    share = {"value": bf16_share}
+
+    def timed_step(self, model, batch, optimizers, ctx):  # steps whose cost we set: fp32 20 ms, bf16 a share
+        time.sleep(0.02 * (share["value"] if ctx.precision == "bf16" else 1.0))
+        return real_step(self, model, batch, optimizers, ctx)
+
+    monkeypatch.setattr(Family, "train_step", timed_step)
+    tiny = dict(family="gpt", n_layer=1, n_head=2, n_embd=32, block_size=32, max_steps=4, eval_interval=4, seed=5,
+                quiet=True)
+    first = api.train(str(small_corpus), out=str(tmp_path / "first"), **tiny)
+    assert json.loads((first / "config.json").read_text())["train"]["precision"] == chosen
+    cache = json.loads((tmp_path / "cache" / "precision.json").read_text())
+    (found,) = cache.values()
+    assert found["precision"] == chosen and (chosen == "fp32" or found["bf16_ms"] < 0.85 * found["fp32_ms"])
+
+    share["value"] = 1.6 - bf16_share  # the machine changed its mind: the same command still chooses as before
+    again = api.train(str(small_corpus), out=str(tmp_path / "again"), **tiny)
+    assert json.loads((again / "config.json").read_text())["train"]["precision"] == chosen
+    a, b = load_file(first / "model.safetensors"), load_file(again / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)  # so the same seed gives the same weights
+    api.train(resume=str(first), max_steps=6, quiet=True)  # a resumed run trains on in its precision, unmeasured
+    assert json.loads((first / "config.json").read_text())["train"]["precision"] == chosen
+    assert len(json.loads((tmp_path / "cache" / "precision.json").read_text())) == 1

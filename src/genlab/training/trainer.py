@@ -8,6 +8,7 @@ exact resume (same weights, optimizer, schedule, RNG streams and data position).
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -21,10 +22,11 @@ from pathlib import Path
 import torch
 
 from genlab.data import open_data
+from genlab.data.text import cache_root
 from genlab.errors import GenlabError
 from genlab.families import get_family
 from genlab.io import atomic_write_json, atomic_write_text, read_json
-from genlab.runtime import autocast_context, pick_device, pick_precision, setup_threads
+from genlab.runtime import autocast_context, cpu_name, pick_device, pick_precision, setup_threads
 from genlab.training.checkpoint import (
     load_checkpoint,
     read_trainer_state,
@@ -67,6 +69,52 @@ class StepContext:
         if self.grad_clip > 0:
             return torch.nn.utils.clip_grad_norm_(list(params), self.grad_clip, foreach=True)
         return None
+
+
+BF16_MARGIN = 0.85  # bf16 must take at most this share of fp32's step time: a near tie stays fp32
+PROBE_STEPS = (3, 10)  # timed steps per precision: at least, and at most while time is left
+PROBE_SECONDS = 3.0  # the most the probe spends once both precisions have their least steps
+
+
+def measure_precision(family, model, model_config, batch, cfg: TrainConfig, device: torch.device) -> tuple[str, str]:
+    """The faster precision for training this model on this machine, and how it was found.
+
+    A copy of the model takes real training steps on the first batch in fp32 and in bf16 autocast,
+    alternated, after one warm-up step each; the medians are compared, as the trainer reports its
+    own. The model, its optimizer and the RNG streams are left untouched. bf16 is taken only when
+    clearly faster, and the answer is kept in the cache per machine, threads, model and batch shape, so the
+    same command chooses the same precision (and gives the same weights) again, and so does the
+    same global batch shared by several processes.
+    """
+    key = json.dumps({"cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+                      "family": family.name,
+                      "model": asdict(model_config), "batch": [list(t.shape) for t in batch]}, sort_keys=True)
+    cache_file = cache_root() / "precision.json"
+    cache = read_json(cache_file) if cache_file.is_file() else {}
+    if key not in cache:
+        times: dict[str, list[float]] = {"fp32": [], "bf16": []}
+        least, most = PROBE_STEPS
+        with torch.random.fork_rng(devices=[]):
+            probe = copy.deepcopy(model)
+            optimizers = family.make_optimizers(probe, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2),
+                                                fused=device.type == "cpu")
+            deadline = math.inf  # set once each precision has its least steps
+            for step in range(1 + most):  # step 0 warms up
+                if step > least and time.perf_counter() > deadline:
+                    break
+                for precision in times:
+                    t0 = time.perf_counter()
+                    family.train_step(probe, batch, optimizers, StepContext(device, precision, cfg.grad_clip))
+                    times[precision].append(time.perf_counter() - t0)
+                if step == least:
+                    deadline = time.perf_counter() + PROBE_SECONDS
+        fp32, bf16 = (statistics.median(times[p][1:]) * 1000 for p in ("fp32", "bf16"))  # the first warms up
+        cache[key] = {"precision": "bf16" if bf16 <= BF16_MARGIN * fp32 else "fp32",
+                      "fp32_ms": round(fp32, 2), "bf16_ms": round(bf16, 2)}
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(cache_file, cache)
+    found = cache[key]
+    return found["precision"], f"measured {found['fp32_ms']} ms/step in fp32, {found['bf16_ms']} in bf16"
 
 
 def default_run_dir(cfg: TrainConfig) -> Path:
@@ -163,7 +211,19 @@ def _train(cfg: TrainConfig, family, dist: Distributed, run_dir: Path, resuming:
     model = family.build(model_config).to(device)
     if dist.enabled:
         torch.manual_seed(rank_seed(cfg.seed, dist.rank))  # each rank its own dropout and noise
-    precision = pick_precision(cfg.precision, device, model)
+    how = "as the run began" if resuming else "chosen by model size" if cfg.precision == "auto" else "as asked"
+
+    def measure() -> str:  # a new run only: a resumed one keeps the precision it began with
+        nonlocal how
+        chosen = "fp32"
+        if dist.is_main:  # on the global batch, so that N processes choose as one process does
+            batch = data.batch("train", cfg.batch_size * dist.world_size, step_generator(cfg.seed, 0))
+            chosen, how = measure_precision(family, model, model_config, tuple(t.to(device) for t in batch), cfg,
+                                            device)
+        return "bf16" if dist.any(chosen == "bf16") else "fp32"  # every rank takes rank 0's choice
+
+    precision = pick_precision(cfg.precision, device, model, None if resuming else measure)
+    cfg.precision = precision  # config.json records what was used, so --resume trains on in the same precision
     optimizers = family.make_optimizers(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2),
                                         fused=device.type == "cpu")
     n_params = sum(p.numel() for p in model.parameters())
@@ -197,7 +257,7 @@ def _train(cfg: TrainConfig, family, dist: Distributed, run_dir: Path, resuming:
     ctx = StepContext(device, precision, cfg.grad_clip)
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
     described = data.describe()
-    say(f"genlab: {family.name} with {n_params / 1e6:.2f}M parameters on {device.type} ({precision}), "
+    say(f"genlab: {family.name} with {n_params / 1e6:.2f}M parameters on {device.type} ({precision}, {how}), "
         f"{described.get('train_tokens', described.get('train_images', '?'))} training "
         f"{'images' if data.modality == 'images' else 'tokens'}, run directory {run_dir}")
     if dist.enabled:
