@@ -174,6 +174,6 @@ def test_auto_precision_is_measured_once_kept_and_resumed(tmp_path, small_corpus
     assert json.loads((again / "config.json").read_text())["train"]["precision"] == chosen
     a, b = load_file(first / "model.safetensors"), load_file(again / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)  # so the same seed gives the same weights
-    api.train(resume=str(first), max_steps=6, quiet=True)  # a resumed run trains on in its precision, unmeasured
+    api.train(resume=str(first), max_steps=6, precision="auto", quiet=True)  # trains on in its precision, unmeasured
     assert json.loads((first / "config.json").read_text())["train"]["precision"] == chosen
     assert len(json.loads((tmp_path / "cache" / "precision.json").read_text())) == 1

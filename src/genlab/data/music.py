@@ -17,7 +17,10 @@ import collections
 import hashlib
 import json
 import math
+import multiprocessing
+import os
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -176,7 +179,14 @@ def _abc_tunes(files: list[Path], failures, examples) -> list[list[str]]:
 
 
 def _event_tunes(source: str, files: list[Path], tok: EventTokenizer, failures, examples) -> list[list[str]]:
-    from genlab.music.convert import ConversionError, abc_to_notes, midi_to_notes, parse_score_file, score_to_notes
+    from genlab.music.convert import (
+        ConversionError,
+        abc_to_notes,
+        chorale_notes,
+        midi_to_notes,
+        parse_score_file,
+        score_to_notes,
+    )
 
     tunes = []
 
@@ -189,12 +199,22 @@ def _event_tunes(source: str, files: list[Path], tok: EventTokenizer, failures, 
     if source == "music:bach":
         from music21.corpus.chorales import Iterator
 
-        print("genlab: reading the Bach chorales with music21 (once; about a minute)", file=sys.stderr, flush=True)
-        for i, score in enumerate(Iterator(returnType="stream")):
-            try:
-                add(score_to_notes(score)[0], Path(f"chorale-{i + 1}"))
-            except Exception as e:  # a chorale music21 cannot flatten
-                _fail(failures, examples, Path(f"chorale-{i + 1}"), f"{type(e).__name__}")
+        names = list(Iterator(returnType="filename"))  # corpus names, e.g. bach/bwv253
+        # music21's parsing is pure Python, so one process per core. Forked (as DataLoader workers are),
+        # not spawned: a spawned worker re-runs the user's script, which may lack a __main__ guard
+        workers = min(os.cpu_count() or 1, 8) if sys.platform == "linux" else 1
+        print(f"genlab: reading the {len(names)} Bach chorales with music21 in {workers} process(es) "
+              "(once; a minute or two)", file=sys.stderr, flush=True)
+        if workers > 1:
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                read = list(pool.map(chorale_notes, names, chunksize=4))
+        else:
+            read = [chorale_notes(name) for name in names]
+        for i, notes in enumerate(read):  # in corpus order, whichever process read them
+            if isinstance(notes, str):
+                _fail(failures, examples, Path(f"chorale-{i + 1}"), notes)
+            else:
+                add(notes, Path(f"chorale-{i + 1}"))
         return tunes
     for f in files:
         suffix = f.suffix.lower()

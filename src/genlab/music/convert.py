@@ -113,6 +113,17 @@ def score_to_notes(score) -> tuple[list[Note], float]:
     return sorted(notes, key=lambda n: (n.start, n.pitch)), qpm
 
 
+def chorale_notes(name: str) -> list[Note] | str:
+    """The notes of one score of music21's corpus (e.g. bach/bwv253), or the name of the error that
+    kept music21 from reading or flattening it. A plain function, so worker processes can run it."""
+    from music21 import corpus
+
+    try:
+        return score_to_notes(corpus.parse(name))[0]
+    except Exception as e:  # a chorale music21 cannot read or flatten
+        return type(e).__name__
+
+
 def abc_to_notes(abc: str) -> tuple[list[Note], float]:
     """ABC text -> notes and tempo; raises ConversionError when music21 cannot read it."""
     score = parse_abc(abc)

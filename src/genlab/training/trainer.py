@@ -82,13 +82,13 @@ def measure_precision(family, model, model_config, batch, cfg: TrainConfig, devi
     A copy of the model takes real training steps on the first batch in fp32 and in bf16 autocast,
     alternated, after one warm-up step each; the medians are compared, as the trainer reports its
     own. The model, its optimizer and the RNG streams are left untouched. bf16 is taken only when
-    clearly faster, and the answer is kept in the cache per machine, threads, model and batch shape, so the
-    same command chooses the same precision (and gives the same weights) again, and so does the
-    same global batch shared by several processes.
+    clearly faster, and the answer is kept in the cache per machine, threads, model and batch shape,
+    so the same command chooses the same precision (and gives the same weights) again, and so does
+    the same global batch shared by several processes.
     """
     key = json.dumps({"cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
-                      "family": family.name,
-                      "model": asdict(model_config), "batch": [list(t.shape) for t in batch]}, sort_keys=True)
+                      "family": family.name, "model": asdict(model_config), "batch": [list(t.shape) for t in batch]},
+                     sort_keys=True)
     cache_file = cache_root() / "precision.json"
     cache = read_json(cache_file) if cache_file.is_file() else {}
     if key not in cache:
@@ -114,7 +114,7 @@ def measure_precision(family, model, model_config, batch, cfg: TrainConfig, devi
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(cache_file, cache)
     found = cache[key]
-    return found["precision"], f"measured {found['fp32_ms']} ms/step in fp32, {found['bf16_ms']} in bf16"
+    return found["precision"], f"auto: measured {found['fp32_ms']} ms/step in fp32, {found['bf16_ms']} in bf16"
 
 
 def default_run_dir(cfg: TrainConfig) -> Path:
@@ -211,7 +211,7 @@ def _train(cfg: TrainConfig, family, dist: Distributed, run_dir: Path, resuming:
     model = family.build(model_config).to(device)
     if dist.enabled:
         torch.manual_seed(rank_seed(cfg.seed, dist.rank))  # each rank its own dropout and noise
-    how = "as the run began" if resuming else "chosen by model size" if cfg.precision == "auto" else "as asked"
+    how = "as the run began" if resuming else "auto" if cfg.precision == "auto" else "as asked"
 
     def measure() -> str:  # a new run only: a resumed one keeps the precision it began with
         nonlocal how
@@ -372,6 +372,8 @@ def _resume_config(run_dir: Path, overrides: dict) -> tuple[TrainConfig, dict, i
     cfg = TrainConfig(**saved["train"])
     allowed = {"max_steps", "max_minutes", "eval_interval", "log_interval", "device"}
     for key, value in overrides.items():
+        if key == "precision" and value == "auto":
+            continue  # auto was settled when the run began; config.json holds what it chose
         if key == "block_size" and value > saved["model"].get("block_size", value):
             raise GenlabError(
                 f"--block-size {value} is over the {saved['model']['block_size']} this run was trained with; "
