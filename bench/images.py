@@ -29,7 +29,9 @@ from genlab import api  # noqa: E402
 from genlab.data import open_data  # noqa: E402
 from genlab.evaluation.images import cached_classifier, image_metrics  # noqa: E402
 from genlab.families import get_family  # noqa: E402
-from genlab.training.trainer import StepContext  # noqa: E402
+from genlab.runtime import pick_precision  # noqa: E402
+from genlab.training.config import TrainConfig  # noqa: E402
+from genlab.training.trainer import StepContext, measure_precision  # noqa: E402
 
 MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
 FAMILIES = ("vae", "gan", "diffusion")
@@ -39,42 +41,47 @@ def say(*a) -> None:
     print(*a, file=sys.stderr, flush=True)
 
 
-def steps_in(family: str, data, minutes: float) -> int:
-    """How many steps fit in the budget, timed on a few real steps, so the LR schedule ends with the budget."""
+def steps_in(family: str, data, minutes: float) -> tuple[int, str]:
+    """How many steps fit in the budget, timed on a few real steps in the precision that `--precision
+    auto` takes for this model here (which it is then trained in), so the LR schedule ends with the budget."""
     fam = get_family(family)
     torch.manual_seed(0)
     defaults = fam.train_defaults
-    model = fam.build(fam.make_config({**data.model_settings(), "conditional": True}))
-    opts = fam.make_optimizers(model, defaults["lr"], 0.0, (defaults.get("beta1", 0.9), defaults.get("beta2", 0.99)),
-                               fused=True)
-    ctx = StepContext(torch.device("cpu"), "fp32", 0.0)
-    g = torch.Generator().manual_seed(0)
+    config = fam.make_config({**data.model_settings(), "conditional": True})
+    model = fam.build(config)
+    betas = (defaults.get("beta1", 0.9), defaults.get("beta2", 0.99))
+    opts = fam.make_optimizers(model, defaults["lr"], 0.0, betas, fused=True)
+    cpu, g = torch.device("cpu"), torch.Generator().manual_seed(0)
+    cfg = TrainConfig(family=family, lr=defaults["lr"], beta1=betas[0], beta2=betas[1], weight_decay=0.0)
+    batch = data.batch("train", defaults["batch_size"], g)
+    precision = pick_precision("auto", cpu, model, lambda: measure_precision(fam, model, config, batch, cfg, cpu)[0])
+    ctx = StepContext(cpu, precision, 0.0)
     fam.train_step(model, data.batch("train", defaults["batch_size"], g), opts, ctx)  # warm-up
     t0 = time.perf_counter()
     for _ in range(5):
         fam.train_step(model, data.batch("train", defaults["batch_size"], g), opts, ctx)
     per_step = (time.perf_counter() - t0) / 5
-    return max(100, int(minutes * 60 / per_step * 0.9))  # evaluation and checkpoints take the rest
+    return max(100, int(minutes * 60 / per_step * 0.9)), precision  # evaluation and checkpoints take the rest
 
 
 def train_family(family: str, source: str, size: int, minutes: float, root: Path) -> tuple[Path, dict]:
     data = open_data(source, image_size=size)
-    horizon = steps_in(family, data, minutes)
+    horizon, precision = steps_in(family, data, minutes)
     out = root / f"{family}-{size}"
     if out.exists():
         import shutil
 
         shutil.rmtree(out)
-    say(f"bench: training {family} on {source} {size}x{size} for {minutes:g} min (~{horizon} steps)")
+    say(f"bench: training {family} on {source} {size}x{size} for {minutes:g} min (~{horizon} steps, {precision})")
     t0 = time.perf_counter()
     run = api.train(source, family=family, conditional=True, image_size=size, out=str(out), max_minutes=minutes,
                     max_steps=horizon * 2, lr_decay_steps=horizon, eval_interval=max(100, horizon // 4),
-                    eval_batches=4, seed=0, quiet=True)
+                    eval_batches=4, seed=0, precision=precision, quiet=True)
     wall = time.perf_counter() - t0
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     steps = max(r["step"] for r in rows)
     rates = [r["img_per_s"] for r in rows if "img_per_s" in r]
-    return run, {"train_seconds": round(wall, 1), "steps": steps,
+    return run, {"train_seconds": round(wall, 1), "steps": steps, "train_precision": precision,
                  "train_img_per_s": round(sorted(rates)[len(rates) // 2]) if rates else None}
 
 
@@ -121,8 +128,8 @@ def bench_dataset(source: str, size: int, minutes: float, root: Path, num_sample
 
 
 def table(title: str, res: dict) -> str:
-    cols = ["train_seconds", "steps", "train_img_per_s", "samples_per_s", "frechet_distance", "kid", "precision",
-            "recall", "label_accuracy", "nearest_train_distance"]
+    cols = ["train_precision", "train_seconds", "steps", "train_img_per_s", "samples_per_s", "frechet_distance", "kid",
+            "precision", "recall", "label_accuracy", "nearest_train_distance"]
     lines = [title, f"{'family':<10}" + "".join(f"{c[:16]:>18}" for c in cols)]
     for family in FAMILIES:
         r = res[family]
@@ -186,7 +193,8 @@ def main() -> None:
         for key, name in (("frechet_distance", "fd"), ("kid", "kid"), ("precision", "precision"),
                           ("recall", "recall"), ("train_seconds", "train_seconds"), ("steps", "steps"),
                           ("train_img_per_s", "train_img_per_s"), ("samples_per_s", "samples_per_s"),
-                          ("label_accuracy", "label_accuracy"), ("nearest_train_distance", "nearest_train")):
+                          ("label_accuracy", "label_accuracy"), ("nearest_train_distance", "nearest_train"),
+                          ("train_precision", "train_precision")):
             figures[f"{fam}_{name}"] = r.get(key)
     if mnist:
         for fam in FAMILIES:

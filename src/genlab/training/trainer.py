@@ -82,13 +82,12 @@ def measure_precision(family, model, model_config, batch, cfg: TrainConfig, devi
     A copy of the model takes real training steps on the first batch in fp32 and in bf16 autocast,
     alternated, after one warm-up step each; the medians are compared, as the trainer reports its
     own. The model, its optimizer and the RNG streams are left untouched. bf16 is taken only when
-    clearly faster, and the answer is kept in the cache per machine, threads, model and batch shape,
-    so the same command chooses the same precision (and gives the same weights) again, and so does
-    the same global batch shared by several processes.
+    clearly faster, and the answer is kept in the cache per machine, model and batch shape, so the
+    same command chooses the same precision (and gives the same weights) again, and so does the same
+    global batch shared by several processes (whatever their threads: DDP equals one process).
     """
-    key = json.dumps({"cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
-                      "family": family.name, "model": asdict(model_config), "batch": [list(t.shape) for t in batch]},
-                     sort_keys=True)
+    key = json.dumps({"cpu": cpu_name(), "torch": torch.__version__, "family": family.name,
+                      "model": asdict(model_config), "batch": [list(t.shape) for t in batch]}, sort_keys=True)
     cache_file = cache_root() / "precision.json"
     cache = read_json(cache_file) if cache_file.is_file() else {}
     if key not in cache:
