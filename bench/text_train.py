@@ -160,11 +160,11 @@ def main() -> None:
             ("small_auto_compiled", "small", "auto", {**RECIPE, "compile": True}),
             ("large_fp32", "large", "fp32", LARGE), ("large_bf16", "large", "bf16", LARGE),
             ("large_bf16_compiled", "large", "bf16", {**LARGE, "compile": True})]
+    iters = {"small": args.iters, "large": args.large_iters}
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, size, precision, settings in plan:
-            steps = args.iters if size == "small" else args.large_iters
-            runs[name] = run(args.data, Path(tmp) / name, steps, precision, settings)
+            runs[name] = run(args.data, Path(tmp) / name, iters[size], precision, settings)
         quality = decoding_losses(runs["large_fp32"]["run_dir"])
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     references = {("small", "fp32"): reference_ms(args.data, RECIPE, min(args.iters, 300), "fp32"),
@@ -179,9 +179,8 @@ def main() -> None:
     for name, size, asked, _ in plan:
         r = runs[name]
         ref = references[(size, r["precision"])]
-        steps = args.iters if size == "small" else args.large_iters
         label = f"{size} {r['precision'] if asked != 'auto' else 'auto=' + r['precision']}" \
-                f"{' --compile' if name.endswith('compiled') else ''} x{steps}"
+                f"{' --compile' if name.endswith('compiled') else ''} x{iters[size]}"
         print(f"{label:<30}{r['median_ms']:>9.1f}{r['tokens_per_s']:>10,.0f}"
               f"{r['model_gflops'] / peaks[r['precision']]:>8.1%}{r['val_loss']:>10.4f}{r['wall_s']:>8.1f}"
               f"{ref:>8.1f}{r['median_ms'] / ref:>7.2f}")
@@ -191,7 +190,7 @@ def main() -> None:
     large16 = min(runs["large_bf16"], runs["large_bf16_compiled"], key=lambda r: r["median_ms"])
     print(f"nanoGPT small (the issue's machine, fp32): {NANOGPT_MS} ms/iter, val {NANOGPT_VAL}; genlab's fastest "
           f"small run ({small['precision']}) {small['median_ms']:.1f} ms/iter, ratio "
-          f"{small['median_ms'] / NANOGPT_MS:.2f}; against nanoGPT's own fp32 step in this run "
+          f"{small['median_ms'] / NANOGPT_MS:.2f}; against the fp32 reference step in this run "
           f"{small['median_ms'] / references[('small', 'fp32')]:.2f}; peak memory {peak_mb:,.0f} MB")
     print("large model's val loss as sampling runs it (32k tokens): " + ", ".join(
         f"{p} {v:.4f} ({v / quality['fp32'] - 1:+.2%})" for p, v in quality.items()))
