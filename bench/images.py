@@ -20,18 +20,17 @@ import sys
 import time
 from pathlib import Path
 
-# measured: OpenMP spin-waiting on a shared 2-core machine slows steps 3-8x (see genlab/cli.py)
+# measured: OpenMP spin-waiting on a shared 2-core machine slows steps 3-8x (see genlab/runtime.py)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
 from genlab import api  # noqa: E402
-from genlab.data import open_data  # noqa: E402
-from genlab.evaluation.images import cached_classifier, image_metrics  # noqa: E402
 from genlab.families import get_family  # noqa: E402
-from genlab.runtime import pick_precision  # noqa: E402
+from genlab.images.data import open_images  # noqa: E402
+from genlab.images.evaluate import cached_classifier, image_metrics  # noqa: E402
 from genlab.training.config import TrainConfig  # noqa: E402
-from genlab.training.trainer import StepContext, measure_precision  # noqa: E402
+from genlab.training.precision import StepContext, measure_precision, pick_precision  # noqa: E402
 
 MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
 FAMILIES = ("vae", "gan", "diffusion")
@@ -65,7 +64,7 @@ def steps_in(family: str, data, minutes: float) -> tuple[int, str]:
 
 
 def train_family(family: str, source: str, size: int, minutes: float, root: Path) -> tuple[Path, dict]:
-    data = open_data(source, image_size=size)
+    data = open_images(source, image_size=size)
     horizon, precision = steps_in(family, data, minutes)
     out = root / f"{family}-{size}"
     if out.exists():
@@ -96,7 +95,7 @@ def measure(m, data, classifier, num_samples: int, **controls) -> dict:
 
 def bench_dataset(source: str, size: int, minutes: float, root: Path, num_samples: int, compare_samples: int,
                   sweep: bool) -> dict:
-    data = open_data(source, image_size=size)
+    data = open_images(source, image_size=size)
     t0 = time.perf_counter()
     classifier, info = cached_classifier(data, root / f"cache-{size}")
     say(f"bench: classifier on {source} {size}x{size}: val accuracy {info['val_accuracy']} "

@@ -33,8 +33,8 @@ import tempfile
 from pathlib import Path
 
 from genlab import api
-from genlab.evaluation.music import evaluate_music
 from genlab.io import read_json
+from genlab.music.evaluate import evaluate_music
 
 MODELS = {
     "gpt": dict(n_layer=4, n_head=4, n_embd=128, block_size=256, batch_size=16, lr=2e-3, min_lr=2e-4),
@@ -62,7 +62,7 @@ def bench_family(family: str, minutes: float, workdir: Path, samples: int, distr
     trained_steps = max(json.loads(x).get("step", 0) for x in (run / "metrics.jsonl").read_text().splitlines())
     m = api.load(run)
     metrics = evaluate_music(m, num_samples=samples, distribution_samples=distribution_samples, temperature=1.0,
-                             seed=seed, save=False)
+                             seed=seed)
     n_params = read_json(run / "config.json")["n_params"]
     return {"family": family, "params": n_params, "steps": trained_steps, "ms_per_step": round(ms, 1), **metrics}
 

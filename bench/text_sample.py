@@ -26,7 +26,7 @@ from genlab.exporting import write_hf_gpt2
 from genlab.families.gpt import GPT, GPTConfig
 from genlab.sampling.decode import decoding_model
 from genlab.sampling.logits import SamplingSettings
-from genlab.sampling.text import sample_tokens
+from genlab.sampling.tokens import sample_tokens
 
 SIZES = {"small": dict(n_layer=4, n_head=4, n_embd=128), "medium": dict(n_layer=6, n_head=6, n_embd=384)}
 NEW_TOKENS, VOCAB, BLOCK = 256, 65, 512

@@ -10,7 +10,7 @@ os.environ.setdefault("GENLAB_CACHE", tempfile.mkdtemp(prefix="genlab-test-cache
 @pytest.fixture(scope="session")
 def small_corpus(tmp_path_factory):
     """A small real corpus: the first 60k characters of Python's documentation topics."""
-    from genlab.data.text import read_text_source
+    from genlab.text.data import read_text_source
 
     path = tmp_path_factory.mktemp("corpus") / "docs.txt"
     path.write_text(read_text_source("text:pydocs")[:60_000], encoding="utf-8")

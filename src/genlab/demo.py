@@ -62,6 +62,6 @@ def demo_images(out: str, minutes: float = 1.5) -> list[Path]:
               eval_interval=500, max_minutes=minutes, lr_decay_steps=int(minutes * 60 * 8))
     m = api.load(run)
     images = m.generate(num_samples=40, seed=1)  # labels 0..9 in turn: four of each digit
-    paths = m.save_images(images, run / "samples")
+    paths = m.write(images, run / "samples")
     print(f"wrote {paths[0]} (a grid of 40 digits, 0-9 in turn) and {len(paths) - 1} single images")
     return paths

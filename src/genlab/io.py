@@ -18,6 +18,14 @@ from safetensors.torch import load_file, save_file
 from genlab.errors import GenlabError
 
 
+def cache_root() -> Path:
+    """Where prepared data (token caches) and measurements live: $GENLAB_CACHE, else the XDG cache."""
+    root = os.environ.get("GENLAB_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "genlab"
+    )
+    return Path(root)
+
+
 def fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)

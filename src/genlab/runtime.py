@@ -1,59 +1,62 @@
-"""Device, precision and thread choices, made on purpose and in one place."""
+"""Device and thread choices, made on purpose and in one place.
+
+torch is imported inside the functions: the command line checks the OpenMP wait policy before
+torch loads, since OpenMP reads it once, when the library starts.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import platform
-from collections.abc import Callable
-
-import torch
+import time
 
 from genlab.errors import GenlabError
 
-# Autocast to bf16 paid for 10M-parameter models on every 2-core CPU with bf16 units we measured
-# (n_embd 384: 770 -> 331 ms/step on one, 1202 -> 404 on another). Below that it depends on the
-# machine: at n_embd 128 it lost on one (24 -> 30 ms/step, the casts cost more than the tiny matmuls
-# save) and won on others (25.6 -> 14.4; 67 -> 55), so there the trainer measures (`pick_precision`).
-BF16_MIN_PARAMS = 5_000_000
+
+def cores_busy_now(seconds: float = 0.05) -> float:
+    """The share of CPU time other processes used over a short look at /proc/stat (0 where unknown)."""
+    def sample():
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        return values[3] + values[4], sum(values)  # idle + iowait, total
+
+    try:
+        idle0, total0 = sample()
+        time.sleep(seconds)
+        idle1, total1 = sample()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return 1.0 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+def wait_passively_when_busy() -> None:
+    """Make OpenMP threads wait passively when other work keeps the cores busy right now.
+
+    OpenMP threads that spin while waiting for work were measured to slow training steps 3-8x on a
+    busy 2-core machine, while on an idle one passive waiting made small steps ~40% slower. The load
+    average lags by a minute and counts our own last run, so this looks at the cores now. It must run
+    before torch loads, and leaves a policy the user set alone.
+    """
+    if "OMP_WAIT_POLICY" not in os.environ and cores_busy_now() > 0.5:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 
 def setup_threads() -> None:
     """Use as many threads as cores torch sees, unless the user pinned a number."""
+    import torch
+
     if "GENLAB_THREADS" in os.environ:
         torch.set_num_threads(int(os.environ["GENLAB_THREADS"]))
 
 
-def pick_device(name: str = "auto") -> torch.device:
+def pick_device(name: str = "auto"):
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise GenlabError(f"--device {name} was asked for but no CUDA GPU is available; use --device cpu")
     return torch.device(name)
-
-
-def cpu_has_fast_bf16() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def pick_precision(precision: str, device: torch.device, model: torch.nn.Module,
-                   measure: Callable[[], str] | None = None) -> str:
-    """auto: bf16 on CUDA with bf16; on CPU fp32 without bf16 units, bf16 from BF16_MIN_PARAMS
-    parameters, and below that whichever `measure()` finds faster (fp32 when there is no `measure`)."""
-    if precision != "auto":
-        if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise GenlabError("--precision bf16 is not supported by this GPU; use --precision fp32")
-        return precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    if not cpu_has_fast_bf16():
-        return "fp32"
-    if sum(p.numel() for p in model.parameters()) >= BF16_MIN_PARAMS:
-        return "bf16"
-    return measure() if measure is not None else "fp32"
 
 
 def cpu_name() -> str:
@@ -65,9 +68,3 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def autocast_context(device: torch.device, precision: str):
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()

@@ -12,7 +12,7 @@ label is replaced by a "no label" token with probability label_dropout, so one n
 conditional and the unconditional model: classifier-free guidance (Ho & Salimans 2022) then mixes
 them as eps = eps_uncond + s * (eps_cond - eps_uncond) (diffusers' convention: s = 1 is the
 conditional model alone, s = 0 the unconditional one). Samplers live apart, in
-genlab.sampling.schedulers: DDPM ancestral sampling and DDIM (Song et al. 2021) with --steps and --eta.
+genlab.families.schedulers: DDPM ancestral sampling and DDIM (Song et al. 2021) with --steps and --eta.
 An exponential moving average of the U-Net's weights is kept for sampling.
 """
 
@@ -30,7 +30,7 @@ from genlab.errors import GenlabError
 from genlab.families.base import Family
 from genlab.families.ema import EMA
 from genlab.families.image_base import ImageConfig, ImageFamily, core, held_out_noise
-from genlab.sampling.schedulers import SAMPLERS, SCHEDULES, make_betas
+from genlab.families.schedulers import SAMPLERS, SCHEDULES, DDPMScheduler, make_betas
 
 # `genlab sample` defaults, chosen by measurement (bench/images.py, digits 16x16, 4 minutes of training on 2
 # threads; docs/images.md): DDIM-20 reached the Fréchet distance of DDIM-50 (21.2 vs 21.4) in 40% of the time,
@@ -146,7 +146,7 @@ class Diffusion(nn.Module):
         self.unet = UNet(config)
         self.ema = EMA(self.unet, config.ema_decay)
         self.betas = make_betas(config.schedule, config.timesteps)
-        self.alphas_cumprod = torch.cumprod(1 - self.betas, dim=0)
+        self.forward_process = DDPMScheduler(self.betas)  # training noises x_0 with its add_noise
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """The training network, eps_theta(x_t, t, y) (the averaged copy is only for sampling)."""
@@ -242,8 +242,7 @@ class DiffusionFamily(ImageFamily):
             t = torch.randint(0, m.config.timesteps, (B,), device=x0.device)
             noise = torch.randn_like(x0)
             drop = torch.rand(B, device=x0.device) < m.config.label_dropout
-        a = m.alphas_cumprod.to(x0.device)[t].view(B, 1, 1, 1)
-        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise  # q(x_t | x_0)
+        xt = m.forward_process.add_noise(x0, noise, t)  # q(x_t | x_0)
         y = None
         if m.conditional:
             y = torch.where(drop, torch.full_like(labels, m.null_label), labels)

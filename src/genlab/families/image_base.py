@@ -1,5 +1,5 @@
 """What the three image families (vae, gan, diffusion) share: the batch they read, the sizes their
-down- and up-sampling can take, and the sampling contract that genlab.sampling.images drives.
+down- and up-sampling can take, and the sampling contract that genlab.images.sample drives.
 
 An image model (the nn.Module) offers:
     noise_shape                      the shape of one sample's starting noise (a latent, or x_T)

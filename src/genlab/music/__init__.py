@@ -1,1 +1,51 @@
-"""Music formats: ABC/MusicXML to notes, notes to MIDI, notes to audio."""
+"""The music wing: notes (notes), ABC and event tokenizers (tokenizers, abc_notes), corpora (data),
+ABC/MusicXML/MIDI conversion (convert), audio (synth), sampling to .abc/.mid/.wav (sample) and
+evaluation (evaluate).
+
+    music:folk, music:bach          music21's folk tunes and Bach chorales, no download
+    any folder of .abc/.mid/.musicxml
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from genlab.modalities import LoadedRun, Modality
+
+
+class MusicModality(Modality):
+    name = "music"
+    batch_kind = "tokens"  # tunes are token streams: gpt and lstm train on them as on text
+    eval_options = ("split", "max_tokens", "num_samples", "seed", "temperature", "top_k", "max_new_tokens",
+                    "distribution_samples")
+
+    def claims(self, source: str) -> bool:
+        from genlab.music.data import is_music_source
+
+        return is_music_source(source)
+
+    def open_data(self, source: str, cfg, block_size: int | None):
+        from genlab.music.data import open_music
+
+        return open_music(source, block_size=block_size, tokenizer=cfg.tokenizer, val_fraction=cfg.val_fraction)
+
+    def sampler(self, run: LoadedRun):
+        from genlab.music.sample import MusicModel
+        from genlab.music.tokenizers import load_music_tokenizer
+
+        tokenizer = load_music_tokenizer(run.config["tokenizer"]["kind"], Path(run.run_dir) / "tokenizer.json")
+        return MusicModel(run, tokenizer)
+
+    def evaluate(self, sampler, data: str | None = None, **options) -> dict:
+        from genlab.music.evaluate import evaluate_music
+
+        return evaluate_music(sampler, data, **options)
+
+    def card_data(self, config: dict) -> list[str]:
+        return [f"- tokenizer: {config.get('tokenizer', {}).get('kind')} with {config['model'].get('vocab_size')} "
+                "tokens",
+                f"- split: the last {config['train']['val_fraction']:.0%} of the tunes (in a fixed shuffled order) "
+                "is held out for validation"]
+
+    def card_usage(self, run_dir: Path) -> str:
+        return f"genlab sample {run_dir} --prompt \"...\" --temperature 0.8"

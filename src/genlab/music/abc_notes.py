@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
-from genlab.data.music_tokenizers import duration_value
+from genlab.music.tokenizers import duration_value
 
 _LETTER = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 _TONIC_FIFTHS = {"C": 0, "G": 1, "D": 2, "A": 3, "E": 4, "B": 5, "F": -1, "F#": 6, "C#": 7, "Bb": -2, "Eb": -3,

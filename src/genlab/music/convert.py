@@ -17,8 +17,8 @@ import warnings
 from fractions import Fraction
 from pathlib import Path
 
-from genlab.data.music_tokenizers import Note
 from genlab.errors import GenlabError
+from genlab.music.notes import Note
 
 TICKS_PER_QUARTER = 480
 DEFAULT_QPM = 120.0

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from genlab.data.music_tokenizers import Note
 from genlab.errors import GenlabError
 from genlab.io import atomic_write_bytes
+from genlab.music.notes import Note
 
 SAMPLE_RATE = 22050
 RENDERERS = ("auto", "additive", "fluidsynth")

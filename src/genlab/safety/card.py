@@ -1,4 +1,8 @@
-"""Model cards (Mitchell et al. 2019, "Model Cards for Model Reporting"), written into every run."""
+"""Model cards (Mitchell et al. 2019, "Model Cards for Model Reporting"), written into every run.
+
+The API's verbs write it (train at every checkpoint, evaluate after measuring); the run's modality
+describes its data and how to sample it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import json
 from pathlib import Path
 
 from genlab.io import atomic_write_text, read_json
+from genlab.modalities import modality_of_run
 
 
 def write_model_card(run_dir: Path) -> None:
@@ -14,11 +19,12 @@ def write_model_card(run_dir: Path) -> None:
     state = read_json(run_dir / "trainer_state.json") if (run_dir / "trainer_state.json").exists() else {}
     evals = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").exists() else {}
     train, model, data = config["train"], config["model"], config.get("data", {})
+    modality = modality_of_run(config)
     best = state.get("best_val_loss")
     lines = [
         "---",
         "library_name: genlab",
-        f"tags: [genlab, {config['family']}, {data.get('modality', 'text')}, ai-generated-content]",
+        f"tags: [genlab, {config['family']}, {modality.name}, ai-generated-content]",
         "---",
         "",
         f"# {run_dir.name}",
@@ -29,14 +35,7 @@ def write_model_card(run_dir: Path) -> None:
         "## Training data",
         "",
         f"- source: `{data.get('source')}` (sha256 of its content `{str(data.get('content_sha256', ''))[:16]}…`)",
-        *([f"- images: {config['images']['image_size']}px, {config['images']['color']}, "
-           f"{len(config['images']['class_names'])} classes, normalised to [-1, 1]; "
-           f"{data.get('train_images')} for training, {data.get('val_images')} held out for validation"]
-          if "images" in config else
-          [f"- tokenizer: {config.get('tokenizer', {}).get('kind')} with {model.get('vocab_size')} tokens",
-           f"- split: the last {train['val_fraction']:.0%} of the "
-           f"{'tunes (in a fixed shuffled order)' if data.get('modality') == 'music' else 'corpus'} "
-           "is held out for validation"]),
+        *modality.card_data(config),
         "",
         "## Training",
         "",
@@ -58,8 +57,7 @@ def write_model_card(run_dir: Path) -> None:
         "## How to use",
         "",
         "```",
-        f"genlab sample {run_dir} --num-samples 64 --seed 1 -o samples/" if "images" in config else
-        f"genlab sample {run_dir} --prompt \"...\" --temperature 0.8",
+        modality.card_usage(run_dir),
         "```",
         "",
     ]

@@ -8,7 +8,6 @@ exact resume (same weights, optimizer, schedule, RNG streams and data position).
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
@@ -16,17 +15,18 @@ import re
 import statistics
 import sys
 import time
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from genlab.data import open_data
-from genlab.data.text import cache_root
 from genlab.errors import GenlabError
 from genlab.families import get_family
 from genlab.io import atomic_write_json, atomic_write_text, read_json
-from genlab.runtime import autocast_context, cpu_name, pick_device, pick_precision, setup_threads
+from genlab.modalities import modality_for_training
+from genlab.runtime import pick_device, setup_threads
 from genlab.training.checkpoint import (
     load_checkpoint,
     read_trainer_state,
@@ -36,6 +36,7 @@ from genlab.training.checkpoint import (
 )
 from genlab.training.config import TrainConfig
 from genlab.training.distributed import Distributed, init_distributed, rank_seed, restart_count
+from genlab.training.precision import StepContext, autocast_context, measure_precision, pick_precision
 
 EVAL_SEED = 20240601  # evaluation always reads the same validation windows, so numbers compare
 
@@ -54,66 +55,6 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
     """The data RNG of one step, derived from the run's seed: resuming at any step reads the same batches."""
     return torch.Generator().manual_seed((seed * 1_000_003 + step * 7919 + rank * 104_729) % (2**63))
-
-
-class StepContext:
-    """What a family's train_step may use: mixed precision and gradient clipping, as configured."""
-
-    def __init__(self, device: torch.device, precision: str, grad_clip: float):
-        self.device, self.precision, self.grad_clip = device, precision, grad_clip
-
-    def autocast(self):
-        return autocast_context(self.device, self.precision)
-
-    def clip(self, params) -> torch.Tensor | None:
-        if self.grad_clip > 0:
-            return torch.nn.utils.clip_grad_norm_(list(params), self.grad_clip, foreach=True)
-        return None
-
-
-BF16_MARGIN = 0.85  # bf16 must take at most this share of fp32's step time: a near tie stays fp32
-PROBE_STEPS = (3, 10)  # timed steps per precision: at least, and at most while time is left
-PROBE_SECONDS = 3.0  # the most the probe spends once both precisions have their least steps
-
-
-def measure_precision(family, model, model_config, batch, cfg: TrainConfig, device: torch.device) -> tuple[str, str]:
-    """The faster precision for training this model on this machine, and how it was found.
-
-    A copy of the model takes real training steps on the first batch in fp32 and in bf16 autocast,
-    alternated, after one warm-up step each; the medians are compared, as the trainer reports its
-    own. The model, its optimizer and the RNG streams are left untouched. bf16 is taken only when
-    clearly faster, and the answer is kept in the cache per machine, model and batch shape, so the
-    same command chooses the same precision (and gives the same weights) again, and so does the same
-    global batch shared by several processes (whatever their threads: DDP equals one process).
-    """
-    key = json.dumps({"cpu": cpu_name(), "torch": torch.__version__, "family": family.name,
-                      "model": asdict(model_config), "batch": [list(t.shape) for t in batch]}, sort_keys=True)
-    cache_file = cache_root() / "precision.json"
-    cache = read_json(cache_file) if cache_file.is_file() else {}
-    if key not in cache:
-        times: dict[str, list[float]] = {"fp32": [], "bf16": []}
-        least, most = PROBE_STEPS
-        with torch.random.fork_rng(devices=[]):
-            probe = copy.deepcopy(model)
-            optimizers = family.make_optimizers(probe, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2),
-                                                fused=device.type == "cpu")
-            deadline = math.inf  # set once each precision has its least steps
-            for step in range(1 + most):  # step 0 warms up
-                if step > least and time.perf_counter() > deadline:
-                    break
-                for precision in times:
-                    t0 = time.perf_counter()
-                    family.train_step(probe, batch, optimizers, StepContext(device, precision, cfg.grad_clip))
-                    times[precision].append(time.perf_counter() - t0)
-                if step == least:
-                    deadline = time.perf_counter() + PROBE_SECONDS
-        fp32, bf16 = (statistics.median(times[p][1:]) * 1000 for p in ("fp32", "bf16"))  # the first warms up
-        cache[key] = {"precision": "bf16" if bf16 <= BF16_MARGIN * fp32 else "fp32",
-                      "fp32_ms": round(fp32, 2), "bf16_ms": round(bf16, 2)}
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(cache_file, cache)
-    found = cache[key]
-    return found["precision"], f"auto: measured {found['fp32_ms']} ms/step in fp32, {found['bf16_ms']} in bf16"
 
 
 def default_run_dir(cfg: TrainConfig) -> Path:
@@ -145,8 +86,9 @@ def evaluate_loss(family, model, data, batch_size: int, n_batches: int, device, 
 
 
 def train(cfg: TrainConfig | None = None, *, resume: str | os.PathLike | None = None, overrides: dict | None = None,
-          quiet: bool = False) -> Path:
-    """Train a model (or continue one) and return its run directory. Under torchrun, every rank calls this."""
+          quiet: bool = False, on_checkpoint: Callable[[Path], None] | None = None) -> Path:
+    """Train a model (or continue one) and return its run directory. Under torchrun, every rank calls this.
+    `on_checkpoint(run_dir)` runs in the main process after every checkpoint (the API writes the model card)."""
     setup_threads()
     if resume is None and cfg is not None and restart_count() > 0:
         # torchrun --max-restarts started this worker again after a failure: carry on from the last checkpoint
@@ -168,16 +110,47 @@ def train(cfg: TrainConfig | None = None, *, resume: str | os.PathLike | None = 
     family = get_family(cfg.family)
     dist = init_distributed(cfg.device)
     try:
-        run = _train(cfg, family, dist, run_dir, resume is not None, model_config_dict, saved_world, quiet)
+        session = _set_up(cfg, family, dist, run_dir, resume is not None, model_config_dict, saved_world, quiet)
+        session.on_checkpoint = on_checkpoint
+        if session.start < cfg.max_steps:
+            _loop(session)
+        else:
+            session.say(f"genlab: {run_dir} already reached step {session.start} of --max-steps {cfg.max_steps}; "
+                        "nothing to do")
     except BaseException:
         dist.close(finished=False)
         raise
     dist.close()
-    return run
+    return run_dir
 
 
-def _train(cfg: TrainConfig, family, dist: Distributed, run_dir: Path, resuming: bool, model_config_dict,
-           saved_world: int | None, quiet: bool) -> Path:
+@dataclass
+class Session:
+    """Everything the loop needs, as set-up leaves it: the run, its model, optimizers and where it starts."""
+
+    cfg: TrainConfig
+    family: Any
+    dist: Distributed
+    run_dir: Path
+    device: torch.device
+    data: Any  # the modality's training data: batch(), items_in(), unit
+    model: torch.nn.Module
+    train_model: torch.nn.Module  # the model, or its DDP wrapper
+    optimizers: dict
+    precision: str
+    start: int  # the step the loop begins at
+    state: dict  # best_val_loss, best_checkpoint, elapsed_s
+    quiet: bool
+    on_checkpoint: Callable[[Path], None] | None = None
+
+    def say(self, *args) -> None:
+        if not self.quiet:
+            print(*args, file=sys.stderr, flush=True)
+
+
+def _set_up(cfg: TrainConfig, family, dist: Distributed, run_dir: Path, resuming: bool, model_config_dict,
+            saved_world: int | None, quiet: bool) -> Session:
+    """Open the data, build (or restore) the model and optimizers, choose the precision, write config.json."""
     if saved_world is not None and saved_world != dist.world_size:
         global_batch = cfg.batch_size * saved_world
         if global_batch % dist.world_size:
@@ -195,12 +168,7 @@ def _train(cfg: TrainConfig, family, dist: Distributed, run_dir: Path, resuming:
 
     default_block = getattr(family.config_class(), "block_size", None)  # image families have none
     block_size = (model_config_dict or cfg.model).get("block_size", default_block)
-    data = open_data(cfg.data, block_size=block_size, tokenizer=cfg.tokenizer, vocab_size=cfg.vocab_size,
-                     val_fraction=cfg.val_fraction, image_size=cfg.image_size, color=cfg.color, augment=cfg.augment,
-                     modality="images" if family.batch_kind == "images" else None)
-    if data.modality == "images" and family.batch_kind != "images":
-        raise GenlabError(f"{cfg.data} holds images, which the {family.name} family cannot model; "
-                          "train it with --family vae, gan or diffusion")
+    data = modality_for_training(cfg.data, family).open_data(cfg.data, cfg, block_size)
     if model_config_dict is None:
         model_config = family.make_config({**cfg.model, **data.model_settings()})
     else:
@@ -252,40 +220,40 @@ def _train(cfg: TrainConfig, family, dist: Distributed, run_dir: Path, resuming:
     if cfg.compile:  # compiles model.forward in place: state_dict keys and checkpoints stay as they are
         model.compile()
     train_model = family.wrap_for_ddp(model, _ddp_wrapper(device)) if dist.enabled else model
-    step_fn = family.train_step
-    ctx = StepContext(device, precision, cfg.grad_clip)
-    say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
-    described = data.describe()
-    say(f"genlab: {family.name} with {n_params / 1e6:.2f}M parameters on {device.type} ({precision}, {how}), "
-        f"{described.get('train_tokens', described.get('train_images', '?'))} training "
-        f"{'images' if data.modality == 'images' else 'tokens'}, run directory {run_dir}")
+    session = Session(cfg, family, dist, run_dir, device, data, model, train_model, optimizers, precision, start,
+                      state, quiet)
+    session.say(f"genlab: {family.name} with {n_params / 1e6:.2f}M parameters on {device.type} ({precision}, {how}), "
+                f"{data.train_items} training {data.items}, run directory {run_dir}")
     if dist.enabled:
-        say(f"genlab: {dist.world_size} processes ({dist.backend}); global batch {cfg.batch_size * dist.world_size} "
-            f"= {cfg.batch_size} per process x {dist.world_size}")
-    if start >= cfg.max_steps:
-        say(f"genlab: {run_dir} already reached step {start} of --max-steps {cfg.max_steps}; nothing to do")
-        return run_dir
+        session.say(f"genlab: {dist.world_size} processes ({dist.backend}); global batch "
+                    f"{cfg.batch_size * dist.world_size} = {cfg.batch_size} per process x {dist.world_size}")
+    return session
 
-    model.train()
-    metrics_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8") if dist.is_main else None
+
+def _loop(s: Session) -> None:
+    """Train from s.start to max_steps (or max_minutes): log, evaluate and checkpoint on the way."""
+    cfg, dist, data, state = s.cfg, s.dist, s.data, s.state
+    s.model.train()
+    metrics_file = open(s.run_dir / "metrics.jsonl", "a", encoding="utf-8") if dist.is_main else None
     log = _metrics_logger(metrics_file)
-    bar = _progress(start, cfg.max_steps, quiet)
+    bar = _progress(s.start, cfg.max_steps, s.quiet)
     t_start = time.perf_counter() - state["elapsed_s"]
     deadline = None if cfg.max_minutes is None else time.perf_counter() + cfg.max_minutes * 60
     global_batch = cfg.batch_size * dist.world_size
+    ctx = StepContext(s.device, s.precision, cfg.grad_clip)
     step_ms: list[float] = []
-    step = start
+    step = s.start
     try:
         while step < cfg.max_steps:
             t0 = time.perf_counter()
             lr = lr_at(step, cfg)
-            for opt in optimizers.values():
+            for opt in s.optimizers.values():
                 for group in opt.param_groups:
                     group["lr"] = lr
             # every rank draws the same global batch from the step's generator and keeps its own rows
             batch = dist.shard(data.batch("train", global_batch, step_generator(cfg.seed, step)), cfg.batch_size)
-            batch = tuple(t.to(device, non_blocking=True) for t in batch)
-            figures = step_fn(train_model, batch, optimizers, ctx)
+            batch = tuple(t.to(s.device, non_blocking=True) for t in batch)
+            figures = s.family.train_step(s.train_model, batch, s.optimizers, ctx)
             step += 1
             dt = time.perf_counter() - t0
             step_ms.append(dt * 1000)
@@ -301,7 +269,8 @@ def _train(cfg: TrainConfig, family, dist: Distributed, run_dir: Path, resuming:
             out_of_time = dist.any(deadline is not None and time.perf_counter() >= deadline) \
                 if deadline is not None else False
             if step % cfg.eval_interval == 0 or step == cfg.max_steps or out_of_time:
-                val = evaluate_loss(family, model, data, cfg.batch_size, cfg.eval_batches, device, precision, dist)
+                val = evaluate_loss(s.family, s.model, data, cfg.batch_size, cfg.eval_batches, s.device, s.precision,
+                                    dist)
                 log({"step": step, "val_loss": round(val, 5)})
                 name = f"checkpoint-{step}"
                 if state["best_val_loss"] is None or val < state["best_val_loss"]:
@@ -309,13 +278,15 @@ def _train(cfg: TrainConfig, family, dist: Distributed, run_dir: Path, resuming:
                 state["elapsed_s"] = time.perf_counter() - t_start
                 rng = _gather_rng(dist)  # a collective: every rank takes part, rank 0 writes
                 if dist.is_main:
-                    save_checkpoint(run_dir, step, model, optimizers, dict(state), {state["best_checkpoint"]}, rng)
-                    _write_card(run_dir)
-                if not quiet:
+                    save_checkpoint(s.run_dir, step, s.model, s.optimizers, dict(state), {state["best_checkpoint"]},
+                                    rng)
+                    if s.on_checkpoint is not None:
+                        s.on_checkpoint(s.run_dir)
+                if not s.quiet:
                     bar.write(f"step {step}: val_loss {val:.4f} (best {state['best_val_loss']:.4f})", file=sys.stderr)
             if out_of_time:
-                say(f"genlab: --max-minutes {cfg.max_minutes} reached at step {step}; "
-                    f"continue with: genlab train --resume {run_dir} ")
+                s.say(f"genlab: --max-minutes {cfg.max_minutes} reached at step {step}; "
+                      f"continue with: genlab train --resume {s.run_dir} ")
                 break
     finally:
         bar.close()
@@ -323,9 +294,8 @@ def _train(cfg: TrainConfig, family, dist: Distributed, run_dir: Path, resuming:
             metrics_file.close()
     if step_ms:
         median = statistics.median(step_ms[1:] or step_ms)
-        say(f"genlab: done at step {step}: median {median:.1f} ms/step, best val_loss {state['best_val_loss']:.4f}, "
-            f"sample with: genlab sample {run_dir}")
-    return run_dir
+        s.say(f"genlab: done at step {step}: median {median:.1f} ms/step, best val_loss "
+              f"{state['best_val_loss']:.4f}, sample with: genlab sample {s.run_dir}")
 
 
 def _ddp_wrapper(device: torch.device):
@@ -407,12 +377,6 @@ def _progress(start: int, total: int, quiet: bool):
 
     return tqdm(total=total, initial=start, disable=quiet, unit="step", dynamic_ncols=True, file=sys.stderr,
                 mininterval=0.5)
-
-
-def _write_card(run_dir: Path) -> None:
-    from genlab.safety.card import write_model_card
-
-    write_model_card(run_dir)
 
 
 def _version() -> str:

@@ -1,0 +1,28 @@
+"""`genlab export` (a run in another tool's format) and `genlab demo` (small models on built-in data)."""
+
+from __future__ import annotations
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("export", help="write a run in another tool's format")
+    p.set_defaults(handler=run_export)
+    p.add_argument("run")
+    p.add_argument("out")
+    p.add_argument("--format", default="hf-gpt2", help="hf-gpt2")
+
+    p = sub.add_parser("demo", help="train a small model on built-in data and show samples")
+    p.set_defaults(handler=run_demo)
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--minutes", type=float, default=1.5, help="training budget of the text model")
+
+
+def run_export(a, argv: list[str]) -> None:
+    from genlab import api
+
+    print(api.export(a.run, a.out, format=a.format))
+
+
+def run_demo(a, argv: list[str]) -> None:
+    from genlab import api
+
+    api.demo(out=a.out, minutes=a.minutes)

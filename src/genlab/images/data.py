@@ -1,0 +1,314 @@
+"""Image datasets: scikit-learn's handwritten digits, MNIST from its IDX files, or any folder of PNG/JPEG.
+
+    images:digits          1,797 real 8x8 scans of handwritten digits (10 classes), shipped with scikit-learn
+    images:mnist:DIR       the standard MNIST IDX .gz files in DIR (train = the 60k set, validation = the 10k set)
+    path/to/folder         PNG/JPEG files; when every image lies in a sub-folder, sub-folder names are class labels
+
+Every image is resized once to `image_size` (square: centre-cropped, then resampled; small images such
+as the 8x8 digits are upsampled), kept in memory as uint8 and normalised per batch to [-1, 1]
+(x = pixel / 127.5 - 1). That normalisation, the size, the channels and the optional augmentation
+are written into the model's config.json so that sampling maps outputs back to pixels.
+
+A corrupt or unreadable file among good ones is skipped with one warning that counts them (a photo
+folder often holds a stray broken file, and one bad file should not cost the whole run); a folder
+where no image can be read is an error.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from genlab.errors import GenlabError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+BUILTIN_IMAGES = ("images:digits", "images:mnist:DIR")
+AUGMENTATIONS = ("flip", "shift")
+SPLIT_SEED = 0  # the train/validation split of a dataset without an official one is always the same
+
+
+def is_image_source(source: str) -> bool:
+    """True for `images:...` names and for folders whose files are images rather than text."""
+    if source.startswith("images:"):
+        return True
+    path = Path(source).expanduser()
+    if path.is_file():
+        return path.suffix.lower() in IMAGE_SUFFIXES
+    if path.is_dir():  # a folder of images, not one of text that happens to hold a picture
+        suffixes = {p.suffix.lower() for p in path.rglob("*") if p.is_file()}
+        return bool(suffixes & set(IMAGE_SUFFIXES)) and not suffixes & {".txt", ".md"}
+    return False
+
+
+# ---------------------------------------------------------------------------------------------- sources
+
+
+def _digits() -> tuple[np.ndarray, np.ndarray, list[str]]:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    pixels = np.rint(d.images * (255.0 / 16.0)).astype(np.uint8)[:, None]  # (N, 1, 8, 8), values 0..16 -> 0..255
+    return pixels, d.target.astype(np.int64), [str(i) for i in range(10)]
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """An IDX file (LeCun's MNIST format): magic with the dtype and rank, big-endian sizes, then the data."""
+    try:
+        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:
+        raise GenlabError(f"cannot read {path} ({e}); is it a complete MNIST IDX file?") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise GenlabError(f"{path} is not an unsigned-byte IDX file; give the standard MNIST .gz files")
+    rank = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(rank)]
+    data = np.frombuffer(bytearray(raw), dtype=np.uint8, offset=4 + 4 * rank)  # writable, for torch
+    if data.size != int(np.prod(dims)):
+        raise GenlabError(f"{path} is truncated ({data.size} of {int(np.prod(dims))} values)")
+    return data.reshape(dims)
+
+
+def _find(folder: Path, stem: str) -> Path:
+    for name in (f"{stem}.gz", stem, stem.replace("-idx", ".idx") + ".gz"):
+        if (folder / name).is_file():
+            return folder / name
+    raise GenlabError(f"{folder} has no {stem}.gz; images:mnist:DIR needs the four standard MNIST IDX files")
+
+
+def _mnist(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    if not folder.is_dir():
+        raise GenlabError(f"MNIST folder {folder} does not exist; give the folder of the IDX .gz files")
+    xs = [_read_idx(_find(folder, f"{s}-images-idx3-ubyte"))[:, None] for s in ("train", "t10k")]
+    ys = [_read_idx(_find(folder, f"{s}-labels-idx1-ubyte")).astype(np.int64) for s in ("train", "t10k")]
+    return xs[0], ys[0], xs[1], ys[1]
+
+
+def _folder(path: Path, size: int, color: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.exists():
+        raise GenlabError(f"dataset {str(path)!r} is neither a built-in name ({', '.join(BUILTIN_IMAGES)}) "
+                          "nor an existing path")
+    files = [path] if path.is_file() else sorted(
+        p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise GenlabError(f"folder {path} has no .png, .jpg or .jpeg files; put your images there")
+    # class labels only when every image sits in a sub-folder of the root
+    parents = {f.parent.relative_to(path).parts[0] if f.parent != path else None for f in files}
+    class_names = sorted(parents) if None not in parents and len(parents) > 1 else []
+    index = {name: i for i, name in enumerate(class_names)}
+    pictures, labels, bad = [], [], []
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                im.load()
+                pictures.append((im.mode, im.copy()))
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+            bad.append(f)
+            continue
+        labels.append(index[f.parent.relative_to(path).parts[0]] if class_names else 0)
+    if not pictures:
+        raise GenlabError(f"none of the {len(files)} image files in {path} could be read; are they PNG/JPEG?")
+    if bad:
+        names = ", ".join(str(b.relative_to(path) if b != path else b) for b in bad[:3])
+        print(f"genlab: warning: skipped {len(bad)} of {len(files)} image files that could not be read "
+              f"({names}{', ...' if len(bad) > 3 else ''})", file=sys.stderr)
+    if color == "auto":
+        color = "grey" if all(mode in ("1", "L", "LA", "I", "I;16", "P") and not _is_colour_palette(im)
+                              for mode, im in pictures) else "rgb"
+    mode = "L" if color == "grey" else "RGB"
+    out = np.stack([np.asarray(_square(im.convert(mode), size)) for _, im in pictures])
+    out = out[:, None] if mode == "L" else out.transpose(0, 3, 1, 2)  # (N, C, H, W)
+    return out, np.asarray(labels, dtype=np.int64), class_names
+
+
+def _is_colour_palette(im) -> bool:
+    if im.mode != "P":
+        return False
+    rgb = np.asarray(im.convert("RGB"))
+    return bool((rgb[..., 0] != rgb[..., 1]).any() or (rgb[..., 1] != rgb[..., 2]).any())
+
+
+def _square(im, size: int):
+    from PIL import Image
+
+    w, h = im.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    return im.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.BICUBIC)
+
+
+def _resize(pixels: np.ndarray, size: int) -> np.ndarray:
+    """Resize a uint8 stack (N, C, h, w) to (N, C, size, size): bilinear up, antialiased down."""
+    if pixels.shape[-1] == size and pixels.shape[-2] == size:
+        return pixels
+    x = torch.from_numpy(pixels).float()
+    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=size < pixels.shape[-1])
+    return x.round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+# ---------------------------------------------------------------------------------------------- the dataset
+
+
+class ImageData:
+    """Images as uint8 (N, C, H, W) in memory, served as batches of (images in [-1, 1], labels)."""
+
+    modality = "images"
+    unit = "img"  # what the progress bar counts per second
+    items = "images"  # what the training split is counted in
+
+    def __init__(self, source: str, train: np.ndarray, train_labels: np.ndarray, val: np.ndarray,
+                 val_labels: np.ndarray, class_names: list[str], augment: tuple[str, ...] = ()):
+        self.source = source
+        self.train = torch.from_numpy(np.ascontiguousarray(train))
+        self.val = torch.from_numpy(np.ascontiguousarray(val))
+        self.train_labels = torch.from_numpy(train_labels)
+        self.val_labels = torch.from_numpy(val_labels)
+        self.class_names = class_names
+        self.augment = tuple(augment)
+        h = hashlib.sha256()
+        for a in (train, train_labels, val, val_labels):
+            h.update(np.ascontiguousarray(a).tobytes())
+        self.content_hash = h.hexdigest()
+
+    @property
+    def channels(self) -> int:
+        return int(self.train.shape[1])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.train.shape[-1])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def model_settings(self) -> dict:
+        return {"channels": self.channels, "image_size": self.image_size, "num_classes": self.num_classes}
+
+    def images(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """A whole split as floats in [-1, 1] (N, C, H, W) and labels (N,)."""
+        x, y = (self.train, self.train_labels) if split == "train" else (self.val, self.val_labels)
+        return to_unit_range(x), y
+
+    def batch(self, split: str, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        pixels, labels = (self.train, self.train_labels) if split == "train" else (self.val, self.val_labels)
+        idx = torch.randint(len(pixels), (batch_size,), generator=generator)
+        x = to_unit_range(pixels[idx])  # (B, C, H, W) in [-1, 1]
+        if split == "train" and self.augment:
+            x = self._augment(x, generator)
+        return x, labels[idx]
+
+    def _augment(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        B = x.shape[0]
+        if "flip" in self.augment:
+            flip = torch.rand(B, generator=generator) < 0.5
+            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        if "shift" in self.augment:  # move each image by up to 1/16 of its side, filling with the border
+            m = max(1, self.image_size // 16)
+            shifts = torch.randint(-m, m + 1, (B, 2), generator=generator)
+            padded = F.pad(x, (m, m, m, m), mode="replicate")  # (B, C, H+2m, W+2m)
+            H = self.image_size
+            x = torch.stack([padded[i, :, m + dy : m + dy + H, m + dx : m + dx + H]
+                             for i, (dy, dx) in enumerate(shifts.tolist())])
+        return x
+
+    def items_in(self, batch) -> int:
+        return batch[0].shape[0]
+
+    @property
+    def train_items(self) -> int:
+        return len(self.train)
+
+    def describe(self) -> dict:
+        return {
+            "modality": "images",
+            "source": self.source,
+            "content_sha256": self.content_hash,
+            "train_images": len(self.train),
+            "val_images": len(self.val),
+            "num_classes": self.num_classes,
+        }
+
+    def preprocessing(self) -> dict:
+        return {"images": {
+            "channels": self.channels, "image_size": self.image_size,
+            "color": "grey" if self.channels == 1 else "rgb",
+            "normalize": "x = pixel / 127.5 - 1 (pixels 0..255 to [-1, 1]); pixel = (x + 1) * 127.5",
+            "augment": list(self.augment), "class_names": self.class_names,
+        }}
+
+    def save(self, run_dir: Path) -> None:
+        """Nothing to write: the preprocessing lives in config.json and the pixels in the source."""
+
+
+def to_unit_range(pixels: torch.Tensor) -> torch.Tensor:
+    return pixels.float() / 127.5 - 1.0
+
+
+def to_pixels(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] floats (B, C, H, W) -> uint8 pixels (B, H, W, C), the inverse of the normalisation."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu()
+
+
+def parse_augment(augment: str | list | tuple | None) -> tuple[str, ...]:
+    if not augment or augment == "none":
+        return ()
+    items = [a.strip() for a in augment.split(",")] if isinstance(augment, str) else list(augment)
+    unknown = [a for a in items if a not in AUGMENTATIONS]
+    if unknown:
+        raise GenlabError(f"unknown augmentation {unknown[0]!r}; choose from: {', '.join(AUGMENTATIONS)} "
+                          "(comma-separated), or none")
+    return tuple(items)
+
+
+def open_images(source: str, *, image_size: int | None = None, color: str = "auto", augment=None,
+                val_fraction: float = 0.1) -> ImageData:
+    """Open an image dataset by name or folder, resized to image_size (default: 16 for digits, else native/32)."""
+    if color not in ("auto", "grey", "rgb"):
+        raise GenlabError(f"--color must be auto, grey or rgb, got {color!r}")
+    if image_size is not None and not 4 <= image_size <= 512:
+        raise GenlabError(f"--size must be between 4 and 512 pixels, got {image_size}")
+    aug = parse_augment(augment)
+    if source == "images:digits":
+        pixels, labels, names = _digits()
+        pixels = _resize(pixels, image_size or 16)
+        train, tl, val, vl = _split(pixels, labels, val_fraction)
+    elif source.startswith("images:mnist"):
+        folder = source[len("images:mnist"):].lstrip(":=")
+        if not folder:
+            raise GenlabError("images:mnist needs the folder of its IDX files: images:mnist:DIR "
+                              "(e.g. images:mnist:../shared/data/mnist)")
+        train, tl, val, vl = _mnist(Path(folder).expanduser())
+        train, val = _resize(train, image_size or 28), _resize(val, image_size or 28)
+        names = [str(i) for i in range(10)]
+    elif ":" in source and not Path(source).exists() and not source.startswith("images:"):
+        raise GenlabError(f"{source} is not image data; the image families (vae, gan, diffusion) train on "
+                          f"{', '.join(BUILTIN_IMAGES)} or a folder of PNG/JPEG files")
+    elif source.startswith("images:"):
+        raise GenlabError(f"unknown dataset {source!r}; built-in image datasets are: {', '.join(BUILTIN_IMAGES)}, "
+                          "or give a folder of PNG/JPEG files")
+    else:
+        pixels, labels, names = _folder(Path(source).expanduser(), image_size or 32, color)
+        if len(pixels) < 2:
+            raise GenlabError(f"{source} holds {len(pixels)} readable image; give at least 2 (train and validation)")
+        train, tl, val, vl = _split(pixels, labels, val_fraction)
+    if color == "rgb" and train.shape[1] == 1:
+        train, val = np.repeat(train, 3, axis=1), np.repeat(val, 3, axis=1)
+    elif color == "grey" and train.shape[1] == 3:
+        weights = np.array([0.299, 0.587, 0.114])[None, :, None, None]  # ITU-R 601 luma, as Pillow's "L"
+        train, val = [np.rint((a * weights).sum(1, keepdims=True)).astype(np.uint8) for a in (train, val)]
+    return ImageData(source, train, tl, val, vl, names, aug)
+
+
+def _split(pixels: np.ndarray, labels: np.ndarray, val_fraction: float):
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(pixels))
+    n_val = min(len(pixels) - 1, max(1, int(round(len(pixels) * val_fraction))))
+    tr, va = order[:-n_val], order[-n_val:]
+    return pixels[tr], labels[tr], pixels[va], labels[va]

@@ -1,0 +1,191 @@
+"""Sampling for any image family (vae, gan, diffusion), and PNG files that carry their provenance.
+
+The model contract (genlab.families.image_base): `model.noise_shape`, `model.generate(noise, labels,
+generator, **controls)` and `model.controls`. This file owns what is common: seeding (the same seed
+gives the same images), labels (one requested label, or the classes in turn), interpolation between
+two noises (spherical, as Gaussian noise lives near a sphere: White 2016, "Sampling Generative
+Networks"), batching, and writing a grid plus single PNGs whose text chunks name the model, the
+checkpoint's hash, the seed and every control.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+
+import torch
+
+from genlab.errors import GenlabError
+from genlab.modalities import LoadedRun, Sampler
+
+MAX_BATCH = 256  # images denoised together; bounds memory, not the number of samples
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, n: int) -> torch.Tensor:
+    """n points from a to b along the great circle between them, (n, *a.shape)."""
+    fa, fb = a.flatten(), b.flatten()
+    omega = torch.arccos(torch.clamp(torch.dot(fa / fa.norm(), fb / fb.norm()), -1.0, 1.0))
+    w = torch.linspace(0, 1, n, dtype=a.dtype, device=a.device)
+    if omega.abs() < 1e-6:
+        out = (1 - w)[:, None] * fa + w[:, None] * fb
+    else:
+        s = torch.sin(omega)
+        out = (torch.sin((1 - w) * omega) / s)[:, None] * fa + (torch.sin(w * omega) / s)[:, None] * fb
+    return out.view(n, *a.shape)
+
+
+class ImageModel(Sampler):
+    """A trained image model, ready to sample: `m.generate(...)`, `m.write(...)`, `m.model`."""
+
+    controls = {"num_samples": 64, "seed": None, "label": None, "interpolate": False, "steps": None,
+                "guidance": None, "eta": None, "sampler": None, "weights": None}
+    default_out_dir = "samples"
+
+    def __init__(self, run: LoadedRun):
+        if run.precision == "int8":
+            raise GenlabError("--precision int8 is for decoding text and music; use fp32 or bf16 for images")
+        super().__init__(run)
+        self.last_labels: list[int] | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.config["model"].get("num_classes", 0)) if self.model.conditional else 0
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.config.get("images", {}).get("class_names", [])
+
+    def _labels(self, label: int | None, n: int) -> torch.Tensor | None:
+        if not self.model.conditional:
+            if label is not None:
+                raise GenlabError("--label needs a model trained with --conditional; this one was trained without "
+                                  "labels, so drop --label")
+            return None
+        if label is not None:
+            if not 0 <= label < self.num_classes:
+                names = self.class_names
+                hint = f" ({', '.join(f'{i}={c}' for i, c in enumerate(names))})" if len(names) <= 20 else ""
+                raise GenlabError(f"--label {label} is out of range: this model knows labels 0..{self.num_classes - 1}"
+                                  f"{hint}")
+            return torch.full((n,), int(label), dtype=torch.long, device=self.device)
+        return torch.arange(n, device=self.device) % self.num_classes  # the classes in turn
+
+    def _family_controls(self, controls: dict) -> dict:
+        given = {k: v for k, v in controls.items() if v is not None}
+        known = self.model.controls
+        family = self.config["family"]
+        for key in given:
+            if key not in known:
+                ok = ", ".join(f"--{k}" for k in known) or "none"
+                raise GenlabError(f"--{key} is not a control of the {family} family (its controls: {ok})")
+        if "guidance" in given and not self.model.conditional:
+            raise GenlabError("--guidance needs a model trained with --conditional (classifier-free guidance mixes "
+                              "the conditional and unconditional predictions); drop --guidance")
+        if "guidance" in given and given["guidance"] < 0:
+            raise GenlabError(f"--guidance must be 0 or more, got {given['guidance']}")
+        if "steps" in given and given["steps"] <= 0:
+            raise GenlabError(f"--steps must be positive, got {given['steps']}")
+        return given
+
+    @torch.inference_mode()
+    def generate(self, num_samples: int = 16, seed: int | None = None, label: int | None = None,
+                 interpolate: bool = False, **controls) -> torch.Tensor:
+        """Images in [-1, 1], (N, C, H, W). interpolate=True walks from one noise to another in N steps.
+
+        Controls depend on the family: diffusion takes sampler (ddpm|ddim), steps, guidance, eta and
+        weights (ema|raw); gan takes weights; vae none.
+        """
+        if num_samples <= 0:
+            raise GenlabError(f"--num-samples must be positive, got {num_samples}")
+        if interpolate and num_samples < 2:
+            raise GenlabError("--interpolate needs --num-samples of 2 or more (the two ends and the steps between)")
+        given = self._family_controls(controls)
+        labels = self._labels(label, num_samples)
+        seed = random.randrange(2**31) if seed is None else int(seed)
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        shape = tuple(self.model.noise_shape)
+        if interpolate:
+            ends = torch.randn((2, *shape), generator=generator, device=self.device)
+            noise = slerp(ends[0], ends[1], num_samples)  # (N, *shape)
+            if labels is not None and label is None:
+                labels = torch.zeros_like(labels)  # one class along the whole walk unless --label says which
+        else:
+            noise = torch.randn((num_samples, *shape), generator=generator, device=self.device)
+        out = []
+        for i in range(0, num_samples, MAX_BATCH):
+            y = None if labels is None else labels[i : i + MAX_BATCH]
+            out.append(self.model.generate(noise[i : i + MAX_BATCH], y, generator, **given).float())
+        self.last_seed = seed
+        resolve = getattr(self.model, "resolve_controls", lambda g: {**self.model.controls, **g})
+        self.last_controls = {**resolve(given), "label": label, "interpolate": interpolate}
+        self.last_labels = None if labels is None else labels.tolist()
+        return torch.cat(out).clamp(-1, 1)
+
+    @torch.inference_mode()
+    def reconstruct(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """VAE only: encode and decode images in [-1, 1]."""
+        if not hasattr(self.model, "reconstruct"):
+            raise GenlabError(f"the {self.config['family']} family has no encoder, so it cannot reconstruct")
+        return self.model.reconstruct(images.to(self.device), labels)
+
+    def provenance(self, index: int | None = None) -> dict:
+        """The record of image `index` of the last generate() (with its label), or of the whole grid."""
+        label = {} if index is None or self.last_labels is None else {"label": self.last_labels[index]}
+        return self.provenance_source.record(self.last_seed, self.last_controls, index=index, **label)
+
+    def write(self, images: torch.Tensor, out_dir, prefix: str = "sample") -> list[Path]:
+        """Write grid.png and one PNG per image into out_dir, each with its provenance in text chunks."""
+        from genlab.images.data import to_pixels
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        pixels = to_pixels(images)  # (N, H, W, C) uint8
+        paths = []
+        for i, p in enumerate(pixels):
+            path = out / f"{prefix}-{i:03d}.png"
+            write_png(path, p, self.provenance(i))
+            paths.append(path)
+        grid_path = out / "grid.png"
+        cycling = self.last_labels is not None and self.last_controls.get("label") is None
+        cols = self.num_classes if cycling and not self.last_controls.get("interpolate") else None
+        write_png(grid_path, make_grid(pixels, cols=cols), self.provenance())
+        return [grid_path, *paths]
+
+    def summary(self, images, paths: list[Path], out_dir) -> str:
+        return f"wrote {paths[0]} and {len(paths) - 1} images to {out_dir}/ (seed {self.last_seed})"
+
+
+def make_grid(pixels: torch.Tensor, cols: int | None = None, pad: int = 2) -> torch.Tensor:
+    """(N, H, W, C) uint8 -> one image of the N tiles, `cols` a row (default ceil(sqrt(N)));
+    when the classes come in turn, a row per round of classes, so each column is one class."""
+    n, h, w, c = pixels.shape
+    cols = min(cols or math.ceil(math.sqrt(n)), n)
+    rows = math.ceil(n / cols)
+    grid = torch.zeros(rows * (h + pad) + pad, cols * (w + pad) + pad, c, dtype=torch.uint8)
+    for i in range(n):
+        r, k = divmod(i, cols)
+        grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + k * (w + pad) : pad + k * (w + pad) + w] = pixels[i]
+    return grid
+
+
+def write_png(path: Path, pixels: torch.Tensor, provenance: dict) -> None:
+    """A PNG with tEXt chunks: genlab's provenance as JSON, plus the common Software/Comment keys."""
+    import io
+
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    from genlab.io import atomic_write_bytes
+    from genlab.safety.provenance import describe
+
+    arr = pixels.numpy()
+    im = Image.fromarray(arr[..., 0]) if arr.shape[-1] == 1 else Image.fromarray(arr)
+    info = PngInfo()
+    info.add_text("genlab", json.dumps(provenance, sort_keys=True))
+    info.add_text("Software", provenance["generator"])
+    info.add_text("Comment", describe(provenance))
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", pnginfo=info)
+    atomic_write_bytes(path, buf.getvalue())

@@ -1,0 +1,375 @@
+"""Music corpora: music21's folk tunes and Bach chorales, or any folder of ABC, MIDI and MusicXML.
+
+ABC tunes are tokenized straight from their text (music21 parses only ~20 tunes/s; the tokenizer
+reads the whole 13,000-tune folk corpus in seconds). MIDI is read with mido, MusicXML with
+music21, and both become note events. A corpus is prepared once and cached, keyed by the hash
+of its files and the tokenizer, like text corpora; training reads random windows from the
+memory-mapped token stream, so gpt and lstm train on tunes exactly as they train on text.
+
+Tunes are shuffled once with a fixed seed and the last `val_fraction` of them are held out, so
+validation tunes come from every collection. Tunes that cannot be read are counted by reason,
+reported, and stored in the run's config; none is dropped silently.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genlab.errors import GenlabError
+from genlab.io import atomic_directory, cache_root
+from genlab.music.tokenizers import (
+    AbcError,
+    AbcTokenizer,
+    EventTokenizer,
+    abc_to_tokens,
+    load_music_tokenizer,
+    split_tunes,
+)
+from genlab.text.data import TextData, windows_at
+
+FOLK_COLLECTIONS = ("essenFolksong", "oneills1850", "airdsAirs", "ryansMammoth")
+BUILTIN_MUSIC = ("music:folk", "music:bach")
+ABC_SUFFIXES = (".abc",)
+MIDI_SUFFIXES = (".mid", ".midi")
+SCORE_SUFFIXES = (".musicxml", ".mxl", ".xml")
+MUSIC_SUFFIXES = ABC_SUFFIXES + MIDI_SUFFIXES + SCORE_SUFFIXES
+CACHE_VERSION = 1  # bump when tokenization changes, so old caches are not reused
+SHUFFLE_SEED = 1234
+TRANSPOSE_RANGE = 5  # event training windows are shifted by -5..+6 semitones: every key
+
+
+@dataclass
+class MusicCorpus:
+    tokens: np.ndarray  # every tune's tokens, <s> ... </s>, one after another (memory-mapped)
+    starts: np.ndarray  # where each tune begins in `tokens`; one more entry at the end
+    n_train: int  # the first n_train tunes are training tunes, the rest validation
+    tokenizer: object
+    source: str
+    content_hash: str
+    failures: dict = field(default_factory=dict)  # reason -> count
+    examples: list = field(default_factory=list)  # a few (file, reason) pairs
+
+    @property
+    def split(self) -> int:
+        return int(self.starts[self.n_train])
+
+    @property
+    def train(self) -> np.ndarray:
+        return self.tokens[: self.split]
+
+    @property
+    def val(self) -> np.ndarray:
+        return self.tokens[self.split :]
+
+    def tune(self, i: int) -> np.ndarray:
+        return np.asarray(self.tokens[self.starts[i] : self.starts[i + 1]])
+
+    @property
+    def n_tunes(self) -> int:
+        return len(self.starts) - 1
+
+
+def is_music_source(source: str) -> bool:
+    """A `music:` name, a music file, or a folder holding any music file."""
+    if source.startswith("music:"):
+        return True
+    path = Path(source).expanduser()
+    if path.is_file():
+        return path.suffix.lower() in MUSIC_SUFFIXES
+    if path.is_dir():
+        return any(p.suffix.lower() in MUSIC_SUFFIXES for p in path.rglob("*") if p.is_file())
+    return False
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading sources
+# ---------------------------------------------------------------------------------------------------
+
+
+def _music21_corpus_root() -> Path:
+    import music21
+
+    return Path(music21.__file__).parent / "corpus"
+
+
+def _source_files(source: str) -> list[Path]:
+    if source == "music:folk":
+        root = _music21_corpus_root()
+        return [f for c in FOLK_COLLECTIONS for f in sorted((root / c).rglob("*.abc"))]
+    if source.startswith("music:"):
+        raise GenlabError(f"unknown dataset {source!r}; built-in music datasets are: {', '.join(BUILTIN_MUSIC)}")
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise GenlabError(f"dataset {source!r} is neither a built-in name ({', '.join(BUILTIN_MUSIC)}) "
+                          "nor an existing path")
+    if path.is_file():
+        if path.suffix.lower() not in MUSIC_SUFFIXES:
+            raise GenlabError(f"{path} is not a music file; use .abc, .mid, .midi, .musicxml or .mxl")
+        return [path]
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MUSIC_SUFFIXES)
+    if not files:
+        raise GenlabError(f"folder {path} has no .abc, .mid, .midi, .musicxml or .mxl files; put your tunes there")
+    return files
+
+
+def _content_hash(source: str, files: list[Path]) -> str:
+    h = hashlib.sha256(f"v{CACHE_VERSION}".encode())
+    if source == "music:bach":
+        import music21
+
+        h.update(f"bach-chorales-{music21.__version__}".encode())
+        return h.hexdigest()
+    for f in files:
+        h.update(f.name.encode())
+        try:
+            h.update(f.read_bytes())
+        except OSError as e:
+            raise GenlabError(f"cannot read {f} ({e.strerror}); check its permissions or remove it") from None
+    return h.hexdigest()
+
+
+def _choose_kind(source: str, files: list[Path], asked: str | None) -> str:
+    has_abc = any(f.suffix.lower() in ABC_SUFFIXES for f in files)
+    has_other = source == "music:bach" or any(f.suffix.lower() not in ABC_SUFFIXES for f in files)
+    if asked in (None, "char", "auto"):
+        return "events" if has_other else "abc"
+    if asked == "abc" and has_other:
+        raise GenlabError(f"--tokenizer abc reads only ABC text, but {source} holds MIDI/MusicXML; "
+                          "use --tokenizer events")
+    if asked == "events" and not has_other and not has_abc:
+        raise GenlabError(f"{source} holds no music files")
+    if asked not in ("abc", "events"):
+        raise GenlabError(f"--tokenizer {asked} is for text; music uses abc or events (default: chosen by the files)")
+    return asked
+
+
+def _abc_text(f: Path) -> str:
+    data = f.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")  # older ABC collections are Latin-1
+
+
+def _abc_tunes(files: list[Path], failures, examples) -> list[list[str]]:
+    tunes = []
+    for f in files:
+        pieces = split_tunes(_abc_text(f))
+        if not pieces:
+            _fail(failures, examples, f, "no tune (no X: or K: line)")
+        for piece in pieces:
+            try:
+                tunes.append(abc_to_tokens(piece))
+            except AbcError as e:
+                _fail(failures, examples, f, str(e))
+    return tunes
+
+
+def _event_tunes(source: str, files: list[Path], tok: EventTokenizer, failures, examples) -> list[list[str]]:
+    from genlab.music.convert import (
+        ConversionError,
+        abc_to_notes,
+        chorale_notes,
+        midi_to_notes,
+        parse_score_file,
+        score_to_notes,
+    )
+
+    tunes = []
+
+    def add(notes, origin):
+        if notes:
+            tunes.append(tok.notes_to_tokens(notes))
+        else:
+            _fail(failures, examples, origin, "no notes")
+
+    if source == "music:bach":
+        from music21.corpus.chorales import Iterator
+
+        names = list(Iterator(returnType="filename"))  # corpus names, e.g. bach/bwv253
+        # music21's parsing is pure Python, so one process per core. Forked (as DataLoader workers are),
+        # not spawned: a spawned worker re-runs the user's script, which may lack a __main__ guard
+        workers = min(os.cpu_count() or 1, 8) if sys.platform == "linux" else 1
+        print(f"genlab: reading the {len(names)} Bach chorales with music21 in {workers} process(es) "
+              "(once; a minute or two)", file=sys.stderr, flush=True)
+        if workers > 1:
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                read = list(pool.map(chorale_notes, names, chunksize=4))
+        else:
+            read = [chorale_notes(name) for name in names]
+        for i, notes in enumerate(read):  # in corpus order, whichever process read them
+            if isinstance(notes, str):
+                _fail(failures, examples, Path(f"chorale-{i + 1}"), notes)
+            else:
+                add(notes, Path(f"chorale-{i + 1}"))
+        return tunes
+    for f in files:
+        suffix = f.suffix.lower()
+        try:
+            if suffix in MIDI_SUFFIXES:
+                add(midi_to_notes(f)[0], f)
+            elif suffix in SCORE_SUFFIXES:
+                add(score_to_notes(parse_score_file(f))[0], f)
+            else:
+                for piece in split_tunes(_abc_text(f)):
+                    add(abc_to_notes(piece)[0], f)
+        except (GenlabError, ConversionError) as e:
+            _fail(failures, examples, f, str(e).split(" (")[0][:80])
+    return tunes
+
+
+def _fail(failures: collections.Counter, examples: list, f: Path, reason: str) -> None:
+    failures[reason] += 1
+    if len(examples) < 5:
+        examples.append([str(f.name), reason])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Preparing (once, cached)
+# ---------------------------------------------------------------------------------------------------
+
+
+def prepare_music(source: str, tokenizer: str | None = None, val_fraction: float = 0.1,
+                  quiet: bool = False) -> MusicCorpus:
+    """Tokenize a music corpus once (cached on disk) and split its tunes into train and validation."""
+    files = [] if source == "music:bach" else _source_files(source)  # unknown names and empty folders raise here
+    kind = _choose_kind(source, files, tokenizer)
+    content_hash = _content_hash(source, files)
+    folder = cache_root() / "music" / f"{content_hash[:24]}-{kind}"
+    if not (folder / "meta.json").is_file():
+        _build_cache(source, files, kind, folder)
+    meta = json.loads((folder / "meta.json").read_text())
+    tok = load_music_tokenizer(kind, folder / "tokenizer.json")
+    starts = np.load(folder / "starts.npy", allow_pickle=False)
+    n = int(starts[-1])
+    tokens = np.memmap(folder / "tokens.bin", dtype=np.dtype(meta["dtype"]), mode="r", shape=(n,))
+    n_tunes = len(starts) - 1
+    failures = meta["failures"]
+    if n_tunes < 2:
+        raise GenlabError(f"dataset {source!r} has {n_tunes} readable tune(s) "
+                          f"({sum(failures.values())} could not be read); it needs at least 2")
+    n_val = min(n_tunes - 1, max(1, round(n_tunes * val_fraction)))
+    corpus = MusicCorpus(tokens, starts, n_tunes - n_val, tok, source, content_hash, failures, meta["examples"])
+    if failures and not quiet:
+        top = ", ".join(f"{c} {r!r}" for r, c in sorted(failures.items(), key=lambda x: -x[1])[:3])
+        print(f"genlab: {source}: {n_tunes} tunes read, {sum(failures.values())} could not be and are left out "
+              f"({top}{', ...' if len(failures) > 3 else ''})", file=sys.stderr, flush=True)
+    return corpus
+
+
+def _build_cache(source: str, files: list[Path], kind: str, folder: Path) -> None:
+    failures: collections.Counter = collections.Counter()
+    examples: list = []
+    if kind == "abc":
+        tunes = _abc_tunes(files, failures, examples)
+        tok = AbcTokenizer.build(tunes) if tunes else None
+    else:
+        tok = EventTokenizer()
+        tunes = _event_tunes(source, files, tok, failures, examples)
+    if not tunes:
+        top = "; ".join(f"{f}: {r}" for f, r in examples[:2])
+        raise GenlabError(f"no tune of {source} could be read ({sum(failures.values())} failed, e.g. {top}); "
+                          "check that the files are valid ABC, MIDI or MusicXML")
+    order = np.random.default_rng(SHUFFLE_SEED).permutation(len(tunes))
+    ids = [tok.ids(tunes[i]) for i in order]
+    starts = np.concatenate([[0], np.cumsum([len(x) for x in ids])]).astype(np.int64)
+    dtype = np.uint16 if tok.vocab_size <= 65536 else np.uint32
+    with atomic_directory(folder) as tmp:
+        np.concatenate(ids).astype(dtype).tofile(tmp / "tokens.bin")
+        np.save(tmp / "starts.npy", starts, allow_pickle=False)
+        tok.save(tmp / "tokenizer.json")
+        (tmp / "meta.json").write_text(json.dumps({
+            "dtype": np.dtype(dtype).name, "kind": kind, "n_files": len(files),
+            "failures": dict(failures), "examples": examples,
+        }))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The dataset the trainer sees
+# ---------------------------------------------------------------------------------------------------
+
+
+ALIGNED_SHARE = 0.25  # of each batch, windows that begin at a tune's first token
+
+
+class MusicData(TextData):
+    """Tunes as one token stream served as next-token windows; windows of event tokens are also
+    transposed to random keys.
+
+    Sampling always begins at a tune's first token, at position 0 and with nothing before it. Random
+    windows as for text put a tune's start there only about once in a tune's length, and a model
+    trained on them alone mispredicts the opening (the meter share was off by a third for common
+    meters), so a share of each batch begins exactly at a tune's start; the rest begins anywhere,
+    which trains the tails of long tunes and the continuation past the context.
+    """
+
+    modality = "music"
+
+    def batch(self, split: str, batch_size: int, generator: torch.Generator):
+        c = self.corpus
+        data = c.train if split == "train" else c.val
+        if len(data) <= self.block_size:
+            return super().batch(split, batch_size, generator)  # raises the one-line error
+        first = c.starts[: c.n_train] if split == "train" else c.starts[c.n_train : -1] - c.split
+        aligned = math.ceil(batch_size * ALIGNED_SHARE)
+        picks = torch.randint(len(first), (aligned,), generator=generator).numpy()
+        anywhere = torch.randint(len(data) - self.block_size, (batch_size - aligned,), generator=generator).numpy()
+        starts = np.concatenate([np.minimum(first[picks], len(data) - self.block_size - 1), anywhere])
+        x, y = windows_at(data, starts, self.block_size)
+        if split == "train" and self.tokenizer.kind == "events":
+            x, y = _transpose_windows(x, y, self.tokenizer, generator)
+        return x, y
+
+    def describe(self) -> dict:
+        c = self.corpus
+        return {
+            "modality": "music",
+            "source": c.source,
+            "content_sha256": c.content_hash,
+            "tokenizer": self.tokenizer.kind,
+            "train_tokens": int(c.split),
+            "val_tokens": int(len(c.tokens) - c.split),
+            "train_tunes": int(c.n_train),
+            "val_tunes": int(c.n_tunes - c.n_train),
+            "unreadable_tunes": int(sum(c.failures.values())),
+            "unreadable_reasons": dict(sorted(c.failures.items(), key=lambda x: -x[1])[:10]),
+        }
+
+
+def _transpose_windows(x: torch.Tensor, y: torch.Tensor, tok: EventTokenizer, generator: torch.Generator):
+    """Shift each training window by a random number of semitones (augmentation to every key).
+
+    ON:p and OFF:p ids are contiguous ranges, so a transposition is an addition on those ids; a
+    window that would leave the MIDI range keeps its key.
+    """
+    shift = torch.randint(-TRANSPOSE_RANGE, TRANSPOSE_RANGE + 2, (x.size(0), 1), generator=generator)
+    on0, off0 = tok.index["ON:0"], tok.index["OFF:0"]
+    out = []
+    for t in (x, y):
+        is_on = (t >= on0) & (t < on0 + 128)
+        is_off = (t >= off0) & (t < off0 + 128)
+        pitch = torch.where(is_on, t - on0, torch.where(is_off, t - off0, torch.zeros_like(t)))
+        out.append((pitch, is_on | is_off))
+    fits = torch.ones(x.size(0), dtype=torch.bool)
+    for pitch, mask in out:
+        moved = pitch + shift
+        fits &= ~(mask & ((moved < 0) | (moved > 127))).any(dim=1)
+    shift = torch.where(fits[:, None], shift, torch.zeros_like(shift))
+    return tuple(torch.where(mask, t + shift, t) for t, (_, mask) in zip((x, y), out, strict=True))
+
+
+def open_music(source: str, *, block_size: int, tokenizer: str | None = None,
+               val_fraction: float = 0.1) -> MusicData:
+    return MusicData(prepare_music(source, tokenizer, val_fraction), block_size)

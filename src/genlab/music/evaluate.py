@@ -1,0 +1,331 @@
+"""Music metrics: is it music, does it sound like the training tunes, is it new?
+
+- validation loss per token (and perplexity) over the held-out tunes, each read from its start;
+- parse rate: the share of sampled tunes that music21 parses, that have at least 8 notes and that
+  convert to MIDI (and read back); the same check on as many real held-out tunes gives the
+  yardstick `real_parse_rate`;
+- distances between the samples' and the training tunes' distributions of pitch classes, scale
+  degrees (pitch classes counted from the tune's tonic), note durations, melodic intervals and
+  bars per tune: 1 - overlapping area (the total variation distance, 0 = same) and
+  KL(train || samples), over 1,000 sampled tunes by default; a shuffled-token baseline (as many
+  held-out tunes, their body tokens shuffled among them) shows what "no musical structure" scores,
+  and the held-out tunes themselves (`_real`) what sampling noise alone gives;
+- originality: the longest run of notes (pitch and length) a sample shares with any training
+  tune, and the share of sampled 8-note n-grams that occur in the training tunes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from fractions import Fraction
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from genlab.errors import GenlabError
+from genlab.music.notes import Note
+from genlab.music.tokenizers import BOS, EOS
+
+MIN_NOTES = 8
+NGRAM = 8
+SAMPLE_BATCH = 250  # tunes sampled at once: bounds the KV cache's memory
+INTERVAL_CLIP = 12
+
+
+# ---------------------------------------------------------------------------------------------------
+# Notes of token sequences (fast, no music21) and the check that needs music21
+# ---------------------------------------------------------------------------------------------------
+
+
+class TuneNotes(NamedTuple):
+    pitches: list[int]  # MIDI numbers of the melody
+    durations: list[Fraction]  # quarter notes
+    bars: int
+    tonic: int | None  # pitch class of the tune's key, None when unknown
+
+
+def token_notes(tokenizer, tokens: list[str]) -> TuneNotes:
+    """The melody, bars and key of a tune's tokens, read without music21."""
+    if tokenizer.kind == "abc":
+        from genlab.music.abc_notes import abc_notes
+
+        n = abc_notes(tokens)
+        return TuneNotes(n.pitches, n.durations, n.bars, n.tonic)
+    notes = tokenizer.tokens_to_notes(tokens)
+    melody = _top_line(notes)
+    end = max((n.start + n.duration for n in notes), default=Fraction(0))
+    return TuneNotes([n.pitch for n in melody], [n.duration for n in melody], int(math.ceil(end / 4)),
+                     estimate_tonic([n.pitch for n in notes], [n.duration for n in notes]))
+
+
+# Krumhansl and Kessler's key profiles (1982): how well each pitch class, counted from the tonic,
+# fits a major and a minor key.
+_MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+_MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+
+
+def estimate_tonic(pitches: list[int], durations: list[Fraction]) -> int | None:
+    """The tonic pitch class of the key whose profile best correlates with the duration-weighted
+    pitch classes (the Krumhansl-Schmuckler key finder); None for fewer than two pitch classes."""
+    weights = np.zeros(12)
+    np.add.at(weights, np.asarray(pitches, dtype=np.int64) % 12, np.asarray([float(d) for d in durations]))
+    if np.count_nonzero(weights) < 2:
+        return None
+    best, tonic = -2.0, None
+    for profile in (_MAJOR_PROFILE, _MINOR_PROFILE):
+        for t in range(12):
+            r = float(np.corrcoef(weights, np.roll(profile, t))[0, 1])
+            if r > best:
+                best, tonic = r, t
+    return tonic
+
+
+def _top_line(notes: list[Note]) -> list[Note]:
+    """The highest note starting at each onset: the melody of a polyphonic piece."""
+    top: dict[Fraction, Note] = {}
+    for n in notes:
+        if n.start not in top or n.pitch > top[n.start].pitch:
+            top[n.start] = n
+    return [top[s] for s in sorted(top)]
+
+
+def playable(model, tokens: list[str]) -> tuple[bool, str]:
+    """Parses (music21 for ABC), has >= 8 notes, and converts to MIDI that reads back with the same notes."""
+    from genlab.music.convert import midi_to_notes, notes_to_midi
+    from genlab.music.sample import Tune
+
+    tune = model.to_notes(Tune(list(tokens), seed=0, index=1))
+    if tune.error:
+        return False, tune.error
+    if len(tune.notes) < MIN_NOTES:
+        return False, f"only {len(tune.notes)} notes"
+    try:
+        back, _, _ = midi_to_notes(notes_to_midi(tune.notes, tune.qpm))
+    except Exception as e:  # any failure to write or read MIDI fails the check
+        return False, f"MIDI: {type(e).__name__}"
+    return (len(back) == len(tune.notes)), "MIDI lost notes"
+
+
+@torch.inference_mode()
+def tune_loss(model, corpus, tunes: range, block_size: int, device, max_tokens: int | None = None,
+              batch_size: int = 32) -> dict:
+    """Loss per token of whole tunes, each read from its own first token, as sampling reads it.
+
+    A tune longer than the context goes on in windows that keep half a context of what came
+    before; every token is scored once. (Windows cut anywhere in the token stream, as for text,
+    would score tokens without their tune's meter and key, which sampling never asks for.)
+    """
+    rows: list[np.ndarray] = []  # inputs and targets of one window; -100 marks targets not scored here
+    scored_total = 0
+    for i in tunes:
+        t = corpus.tune(i).astype(np.int64)
+        n, done = len(t) - 1, 0  # n targets: t[1:]
+        while done < n and (max_tokens is None or scored_total < max_tokens):
+            end = min(n, done + (block_size if done == 0 else block_size // 2))
+            start = max(0, end - block_size)
+            x = np.zeros(block_size, dtype=np.int64)
+            y = np.full(block_size, -100, dtype=np.int64)
+            x[: end - start] = t[start:end]
+            y[done - start : end - start] = t[done + 1 : end + 1]
+            rows.append(np.stack([x, y]))
+            scored_total += end - done
+            done = end
+    if not rows:
+        raise GenlabError("no tune to evaluate; the split is empty")
+    model.eval()
+    total, count = 0.0, 0
+    for b in range(0, len(rows), batch_size):
+        chunk = torch.from_numpy(np.stack(rows[b : b + batch_size])).to(device)
+        logits = model(chunk[:, 0])
+        y = chunk[:, 1]
+        total += F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=-100,
+                                 reduction="sum").item()
+        count += int((y != -100).sum())
+    loss = total / count
+    return {"val_loss": round(loss, 5), "perplexity": round(math.exp(loss), 4), "tokens": count}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Distributions
+# ---------------------------------------------------------------------------------------------------
+
+
+def features(tunes: list[TuneNotes]) -> dict[str, Counter]:
+    pcs, degrees, durs, ints, bars = Counter(), Counter(), Counter(), Counter(), Counter()
+    for pitches, durations, n_bars, tonic in tunes:
+        pcs.update(p % 12 for p in pitches)
+        if tonic is not None:
+            degrees.update((p - tonic) % 12 for p in pitches)
+        durs.update(str(d) for d in durations)
+        ints.update(max(-INTERVAL_CLIP, min(INTERVAL_CLIP, b - a)) for a, b in zip(pitches, pitches[1:], strict=False))
+        bars[min(n_bars, 64) // 4 * 4] += 1  # bars per tune in bins of 4
+    return {"pitch_class": pcs, "scale_degree": degrees, "duration": durs, "interval": ints, "bars": bars}
+
+
+def distances(p: Counter, q: Counter) -> tuple[float, float]:
+    """1 - overlapping area of two histograms, and KL(p || q) with q smoothed so it stays finite."""
+    keys = sorted(set(p) | set(q), key=str)
+    if not keys or not sum(p.values()) or not sum(q.values()):
+        return 1.0, float("inf")
+    a = np.array([p.get(k, 0) for k in keys], dtype=np.float64)
+    b = np.array([q.get(k, 0) for k in keys], dtype=np.float64)
+    a, b = a / a.sum(), b / b.sum()
+    overlap = np.minimum(a, b).sum()
+    bs = (b + 1e-4) / (b + 1e-4).sum()
+    kl = float(np.sum(np.where(a > 0, a * np.log(np.maximum(a, 1e-12) / bs), 0.0)))
+    return round(float(1.0 - overlap), 5), round(kl, 5)
+
+
+def shuffled_baseline(tunes: list[list[str]], seed: int = 0) -> list[list[str]]:
+    """Each tune keeps its header and length; the body tokens of all tunes are shuffled among them."""
+    rng = np.random.default_rng(seed)
+    heads, bodies = [], []
+    for t in tunes:
+        body = [x for x in t if x not in (BOS, EOS)]
+        k = sum(1 for x in body[:2] if x[:2] in ("M:", "K:"))
+        heads.append(body[:k])
+        bodies.append(body[k:])
+    pool = [x for b in bodies for x in b]
+    pool = [pool[i] for i in rng.permutation(len(pool))]
+    out, pos = [], 0
+    for h, b in zip(heads, bodies, strict=True):
+        out.append([BOS, *h, *pool[pos : pos + len(b)], EOS])
+        pos += len(b)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Originality: n-gram hashing over note codes
+# ---------------------------------------------------------------------------------------------------
+
+_BASE = np.uint64(0x100000001B3)  # odd, so invertible modulo 2**64
+
+
+def note_codes(pitches: list[int], durations: list[Fraction]) -> np.ndarray:
+    """One integer per note: pitch and length (in 1/48 quarter)."""
+    return np.array([p * 10_000 + int(round(float(d) * 48)) for p, d in zip(pitches, durations, strict=True)],
+                    dtype=np.int64)
+
+
+def _window_hashes(seqs: list[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hashes of every n-note window inside each sequence, and the sequence each window belongs to."""
+    hashes, owners = [], []
+    for i, s in enumerate(seqs):
+        if len(s) < n:
+            continue
+        w = np.lib.stride_tricks.sliding_window_view(s.astype(np.uint64), n)  # (windows, n)
+        h = np.zeros(len(w), dtype=np.uint64)
+        for j in range(n):
+            h = h * _BASE + w[:, j] + np.uint64(1)
+        hashes.append(h)
+        owners.append(np.full(len(h), i))
+    if not hashes:
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(hashes), np.concatenate(owners)
+
+
+def originality(samples: list[np.ndarray], training: list[np.ndarray], ngram: int = NGRAM) -> dict:
+    """Longest note run shared with training (max and median over samples) and the share of copied n-grams."""
+    with np.errstate(over="ignore"):
+        train_grams = np.unique(_window_hashes(training, ngram)[0])
+        grams, _ = _window_hashes(samples, ngram)
+        copied = float(np.isin(grams, train_grams).mean()) if len(grams) else 0.0
+        longest = np.zeros(len(samples), dtype=np.int64)
+        n, hi = 1, max((len(s) for s in samples), default=0)
+        while n <= hi:
+            found = _shared(samples, training, n)
+            if not found.any():
+                break
+            longest[found] = n
+            n += 1 if n < 16 else max(1, n // 8)  # coarse past 16 notes: a copy that long is a copy
+    return {"longest_copied_notes": int(longest.max(initial=0)),
+            "median_longest_copied_notes": float(np.median(longest)) if len(longest) else 0.0,
+            f"copied_{ngram}gram_share": round(copied, 4)}
+
+
+def _shared(samples: list[np.ndarray], training: list[np.ndarray], n: int) -> np.ndarray:
+    train = np.unique(_window_hashes(training, n)[0])
+    grams, owners = _window_hashes(samples, n)
+    found = np.zeros(len(samples), dtype=bool)
+    found[np.unique(owners[np.isin(grams, train)])] = True
+    return found
+
+
+# ---------------------------------------------------------------------------------------------------
+# The evaluation
+# ---------------------------------------------------------------------------------------------------
+
+
+def evaluate_music(m, data: str | None = None, *, split: str | None = None, max_tokens: int | None = None,
+                   num_samples: int = 100, distribution_samples: int = 1000, max_new_tokens: int = 512,
+                   temperature: float = 1.0, top_k: int | None = None, seed: int = 0) -> dict:
+    """Evaluate a loaded music model (see the module docstring).
+
+    The first `num_samples` sampled tunes are checked in music21 (parse rate) and measured for
+    originality; the distribution distances use `distribution_samples` tunes (and as many held-out
+    ones), since a tune's key sways its whole pitch-class count and 100 tunes leave the distances
+    within sampling noise of each other.
+    """
+    from genlab.music.data import prepare_music
+    from genlab.sampling.decode import inference_copy
+
+    split = split or "val"
+    if split not in ("val", "train", "all"):
+        raise GenlabError(f"--split must be val, train or all, got {split!r}")
+    for flag, value in (("--num-samples", num_samples), ("--distribution-samples", distribution_samples)):
+        if value < 1:
+            raise GenlabError(f"{flag} must be at least 1, got {value}")
+    source = data or m.config["data"]["source"]
+    corpus = prepare_music(source, m.tokenizer.kind, m.config["train"]["val_fraction"], quiet=True)
+    if m.tokenizer.kind == "abc" and corpus.tokenizer.vocab != m.tokenizer.vocab:
+        raise GenlabError(f"{source} tokenizes into a vocabulary this model was not trained on; "
+                          "evaluate it on its own training data")
+    held = {"val": range(corpus.n_train, corpus.n_tunes), "train": range(corpus.n_train),
+            "all": range(corpus.n_tunes)}[split]
+    block = m.config["model"].get("block_size", 256)
+    metrics: dict = tune_loss(inference_copy(m.model, m.precision), corpus, held, block, m.device,
+                              max_tokens=max_tokens if max_tokens is not None else 100_000)
+
+    total = max(num_samples, distribution_samples)
+    sampled = []  # in batches of SAMPLE_BATCH, the first with `seed` itself, as `genlab sample --seed` gives
+    for batch, start in enumerate(range(0, total, SAMPLE_BATCH)):
+        n = min(SAMPLE_BATCH, total - start)
+        sampled += [t.tokens for t in m.generate("", num_samples=n, max_new_tokens=max_new_tokens,
+                                                 temperature=temperature, top_k=top_k, seed=seed + batch)]
+    held_out = [m.tokenizer.tokens(corpus.tune(i)) for i in range(corpus.n_train, corpus.n_tunes)]
+    ok = [playable(m, t) for t in sampled[:num_samples]]
+    real_ok = [playable(m, t)[0] for t in held_out[:num_samples]]
+    reasons = Counter(r for good, r in ok if not good)
+    metrics.update({
+        "num_samples": num_samples,
+        "distribution_samples": distribution_samples,
+        "parse_rate": round(sum(g for g, _ in ok) / max(1, len(ok)), 4),
+        "real_parse_rate": round(sum(real_ok) / max(1, len(real_ok)), 4),
+        "ended_share": round(sum(t[-1] == EOS for t in sampled) / max(1, len(sampled)), 4),
+        "failure_reasons": dict(reasons.most_common(5)),
+    })
+    metrics["parse_ratio"] = round(metrics["parse_rate"] / max(1e-9, metrics["real_parse_rate"]), 4)
+
+    train_notes = [token_notes(m.tokenizer, m.tokenizer.tokens(corpus.tune(i))) for i in range(corpus.n_train)]
+    every_sample_notes = [token_notes(m.tokenizer, t) for t in sampled]
+    sample_notes = every_sample_notes[:distribution_samples]
+    reference = held_out[:distribution_samples]
+    base_notes = [token_notes(m.tokenizer, t) for t in shuffled_baseline(reference, seed)]
+    ref_notes = [token_notes(m.tokenizer, t) for t in reference]
+    f_train, f_sample = features(train_notes), features(sample_notes)
+    f_base, f_ref = features(base_notes), features(ref_notes)
+    for name in ("pitch_class", "scale_degree", "duration", "interval", "bars"):
+        d, kl = distances(f_train[name], f_sample[name])
+        metrics[f"{name}_distance"], metrics[f"{name}_kl"] = d, kl
+        metrics[f"{name}_distance_shuffled"] = distances(f_train[name], f_base[name])[0]
+        metrics[f"{name}_distance_real"] = distances(f_train[name], f_ref[name])[0]
+    metrics["bars_per_tune"] = round(float(np.mean([t.bars for t in sample_notes])), 2)
+    metrics["bars_per_tune_train"] = round(float(np.mean([t.bars for t in train_notes])), 2)
+    metrics.update(originality([note_codes(t.pitches, t.durations) for t in every_sample_notes[:num_samples]],
+                               [note_codes(t.pitches, t.durations) for t in train_notes]))
+    metrics.update({"data": source, "split": split, "seed": seed, "temperature": temperature, "top_k": top_k,
+                    "precision": m.precision})
+    return metrics

@@ -1,0 +1,57 @@
+"""The token loop every token family (gpt, lstm) samples with, for text and music alike.
+
+The model contract: `model(idx, cache) -> logits (B, T, V)` continues `cache` in place, and
+`model.new_cache(batch, max_len)` makes an empty one; `model.max_context` is the longest context
+(None for a recurrent model). The loop prefills the prompt once, then feeds one token per step,
+through `model.decode_step(idx, cache)` where a family offers that lean one-token path (same contract).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+import torch
+
+from genlab.sampling.logits import SamplingSettings, choose, process_logits
+
+
+def make_generator(seed: int | None, device: torch.device) -> tuple[torch.Generator, int]:
+    seed = random.randrange(2**31) if seed is None else int(seed)
+    return torch.Generator(device=device).manual_seed(seed), seed
+
+
+@torch.inference_mode()
+def sample_tokens(model, prompt_ids: torch.Tensor, s: SamplingSettings, generator: torch.Generator
+                  ) -> Iterator[torch.Tensor]:
+    """Yield the next token of every sample, (B,), for up to s.max_new_tokens steps.
+
+    Within the model's context this is exactly what recomputing the whole sequence every step
+    gives. Past it, a GPT keeps the newest half of its window and refills the cache from it
+    (a sliding window, recomputed once per half window instead of once per token).
+    """
+    B, T0 = s.num_samples, len(prompt_ids)
+    tokens = prompt_ids.new_empty(B, T0 + s.max_new_tokens)  # the whole text so far, (B, T0 + new)
+    tokens[:, :T0] = prompt_ids
+    seen = None
+    if s.repetition_penalty != 1.0:
+        seen = torch.zeros(B, model.config.vocab_size, dtype=torch.bool, device=prompt_ids.device)
+        seen.scatter_(1, tokens[:, :T0], True)
+    window = model.max_context
+    decode = getattr(model, "decode_step", model)  # a family's lean one-token path, where it has one
+    cache = model.new_cache(B, window)
+    logits = model(tokens[:, :T0], cache)[:, -1]
+    for i in range(s.max_new_tokens):
+        token = choose(process_logits(logits, s, seen), s, generator)  # (B,)
+        yield token
+        if i + 1 == s.max_new_tokens:
+            return
+        end = T0 + i + 1
+        tokens[:, end - 1] = token
+        if seen is not None:
+            seen.scatter_(1, token[:, None], True)
+        if window is not None and cache.pos + 1 > window:
+            cache = model.new_cache(B, window)
+            logits = model(tokens[:, end - (window // 2 + 1) : end], cache)[:, -1]
+        else:
+            logits = decode(tokens[:, end - 1 : end], cache)[:, -1]

@@ -1,0 +1,46 @@
+"""The text wing: corpora and tokenizers (data, tokenizer), sampling (sample), evaluation (evaluate).
+
+    text:pydocs, text:pystdlib   Python's documentation prose and standard library source, no download
+    any .txt/.md file or folder  a user's own text
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from genlab.modalities import LoadedRun, Modality
+
+
+class TextModality(Modality):
+    name = "text"
+    batch_kind = "tokens"
+    eval_options = ("split", "block_size", "max_tokens")
+
+    def claims(self, source: str) -> bool:
+        return True  # any name or path the other modalities leave: its reader says what is wrong with it
+
+    def open_data(self, source: str, cfg, block_size: int | None):
+        from genlab.text.data import open_text
+
+        return open_text(source, block_size=block_size, tokenizer=cfg.tokenizer, vocab_size=cfg.vocab_size,
+                         val_fraction=cfg.val_fraction)
+
+    def sampler(self, run: LoadedRun):
+        from genlab.text.sample import TextModel
+        from genlab.text.tokenizer import load_tokenizer
+
+        tokenizer = load_tokenizer(run.config["tokenizer"]["kind"], Path(run.run_dir) / "tokenizer.json")
+        return TextModel(run, tokenizer)
+
+    def evaluate(self, sampler, data: str | None = None, **options) -> dict:
+        from genlab.text.evaluate import evaluate_text
+
+        return evaluate_text(sampler, data, **options)
+
+    def card_data(self, config: dict) -> list[str]:
+        return [f"- tokenizer: {config.get('tokenizer', {}).get('kind')} with {config['model'].get('vocab_size')} "
+                "tokens",
+                f"- split: the last {config['train']['val_fraction']:.0%} of the corpus is held out for validation"]
+
+    def card_usage(self, run_dir: Path) -> str:
+        return f"genlab sample {run_dir} --prompt \"...\" --temperature 0.8"

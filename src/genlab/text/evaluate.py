@@ -1,0 +1,91 @@
+"""Text metrics: validation loss, perplexity and bits per character over a whole split.
+
+The split is cut into consecutive windows of the model's context; every token after the first is
+predicted once. Bits per character divide the total information by the characters those target
+tokens decode to, so char and BPE models compare on the same scale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from genlab.errors import GenlabError
+
+
+@torch.inference_mode()
+def text_metrics(model, tokenizer, tokens: np.ndarray, block_size: int, device: torch.device,
+                 batch_size: int = 32, max_tokens: int | None = None, autocast=None) -> dict:
+    tokens = np.asarray(tokens)
+    if max_tokens is not None:
+        tokens = tokens[: max_tokens + 1]
+    n_windows = (len(tokens) - 1) // block_size
+    if n_windows < 1:
+        raise GenlabError(
+            f"the evaluation text has {len(tokens)} tokens, fewer than one window of {block_size + 1}; "
+            "give more text or a smaller --block-size"
+        )
+    model.eval()
+    total_nats, count = 0.0, 0
+    for start in range(0, n_windows, batch_size):
+        w = np.arange(start, min(start + batch_size, n_windows))
+        idx = w[:, None] * block_size + np.arange(block_size + 1)  # (b, T+1)
+        chunk = torch.from_numpy(tokens[idx].astype(np.int64)).to(device)
+        x, y = chunk[:, :-1], chunk[:, 1:]
+        if autocast is not None:
+            with autocast():
+                logits = model(x)
+        else:
+            logits = model(x)
+        total_nats += F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1),
+                                      reduction="sum").item()
+        count += y.numel()
+    targets = tokens[1 : n_windows * block_size + 1]
+    n_chars = len(tokenizer.decode(targets))
+    loss = total_nats / count
+    return {
+        "val_loss": round(loss, 5),
+        "perplexity": round(math.exp(loss), 4),
+        "bits_per_char": round(total_nats / math.log(2) / max(1, n_chars), 5),
+        "tokens": int(count),
+        "characters": int(n_chars),
+    }
+
+
+def evaluate_text(m, data: str | None = None, *, split: str | None = None, block_size: int | None = None,
+                  max_tokens: int | None = None) -> dict:
+    """Loss, perplexity and bits per character of a loaded text model on a split of its own corpus
+    (or of `data`), scored as sampling at the model's precision runs it."""
+    from genlab.sampling.decode import inference_copy
+    from genlab.text.data import prepare_text, read_text_source
+
+    split = split or "val"
+    trained = m.model.max_context
+    if block_size is not None:
+        if block_size <= 0:
+            raise GenlabError(f"--block-size must be positive, got {block_size}")
+        if trained is not None and block_size > trained:
+            raise GenlabError(
+                f"--block-size {block_size} is over the {trained} this model was trained with; use {trained} or less"
+            )
+    block = block_size or m.config["model"]["block_size"]
+    if split not in ("val", "train", "all"):
+        raise GenlabError(f"--split must be val, train or all, got {split!r}")
+    source = data or m.config["data"]["source"]
+    val_fraction = m.config["train"]["val_fraction"]
+    text = read_text_source(source)
+    if hashlib.sha256(text.encode("utf-8")).hexdigest() == m.config["data"].get("content_sha256"):
+        # the training corpus itself: its tokens are already cached on disk
+        corpus = prepare_text(source, m.tokenizer.kind, m.config["train"].get("vocab_size"), val_fraction, text=text)
+        ids = np.asarray(corpus.tokens)
+    else:
+        ids = m.tokenizer.encode(text)
+    cut = int(len(ids) * (1 - val_fraction))
+    tokens = {"val": ids[cut:], "train": ids[:cut], "all": ids}[split]
+    metrics = text_metrics(inference_copy(m.model, m.precision), m.tokenizer, tokens, block, m.device,
+                           max_tokens=max_tokens)
+    return {**metrics, "data": source, "split": split, "block_size": block, "precision": m.precision}

@@ -1,0 +1,151 @@
+"""Sampling text: the shared token loop (genlab.sampling.tokens), decoded to text as it arrives,
+cut at stop strings, printed or written as .txt files with a JSON provenance sidecar each."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from genlab.errors import GenlabError
+from genlab.io import atomic_write_json, atomic_write_text
+from genlab.modalities import LoadedRun, Sampler
+from genlab.sampling.decode import Decoders
+from genlab.sampling.logits import SamplingSettings
+from genlab.sampling.tokens import make_generator, sample_tokens
+
+
+class TextSampler:
+    """Turns a token stream into text pieces per sample, honouring stop strings while streaming."""
+
+    def __init__(self, tokenizer, stop: list[str]):
+        self.tokenizer = tokenizer
+        self.stop = list(stop)
+        self.hold = max((len(x) for x in self.stop), default=1) - 1  # text that might start a stop string
+
+    def pieces(self, token_steps: Iterator[torch.Tensor], num_samples: int,
+               incremental: bool) -> Iterator[tuple[int, str]]:
+        """Yield (sample index, new text) as tokens arrive (incremental) or once at the end."""
+        generated: list[list[int]] = [[] for _ in range(num_samples)]
+        emitted = [0] * num_samples
+        done = [False] * num_samples
+        for tokens in token_steps:
+            values = tokens.tolist()
+            for i in range(num_samples):
+                if not done[i]:
+                    generated[i].append(values[i])
+            if not (incremental or self.stop):
+                continue
+            for i in range(num_samples):
+                if done[i]:
+                    continue
+                text, done[i] = self._text(generated[i])
+                safe = len(text) if done[i] else len(text.rstrip("\ufffd")) - self.hold
+                if incremental and safe > emitted[i]:
+                    yield i, text[emitted[i] : safe]
+                    emitted[i] = safe
+            if all(done):
+                break
+        for i in range(num_samples):
+            text, _ = self._text(generated[i])
+            if len(text) > emitted[i]:
+                yield i, text[emitted[i] :]
+
+    def _text(self, ids: list[int]) -> tuple[str, bool]:
+        text = self.tokenizer.decode(ids)
+        cut = min((p for p in (text.find(x) for x in self.stop) if p >= 0), default=-1)
+        return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+class TextModel(Sampler):
+    """A trained text model, ready to sample: `m.generate(...)`, `m.stream(...)`, `m.write(...)`, `m.model`."""
+
+    controls = {"prompt": "", "max_new_tokens": 256, "temperature": 0.8, "top_k": None, "top_p": None,
+                "repetition_penalty": 1.0, "stop": [], "seed": None, "num_samples": 1}
+
+    def __init__(self, run: LoadedRun, tokenizer):
+        super().__init__(run)
+        self.tokenizer = tokenizer
+        self.decoder = Decoders(self.model, self.precision)  # the model tuned for decoding n sequences: decoder(n)
+
+    def encode_prompt(self, prompt: str) -> torch.Tensor:
+        if prompt:
+            ids = self.tokenizer.encode(prompt)
+        else:  # no prompt: start from a newline, as nanoGPT does, or from token 0 if the model never saw one
+            ids = self.tokenizer.encode("\n") if self._knows_newline() else [0]
+        ids = torch.as_tensor(ids, dtype=torch.long, device=self.device)
+        limit = self.model.max_context
+        if limit is not None and len(ids) >= limit:
+            raise GenlabError(
+                f"the prompt is {len(ids)} tokens but this model's context is {limit}; shorten the prompt"
+            )
+        return ids
+
+    def _knows_newline(self) -> bool:
+        try:
+            self.tokenizer.encode("\n")
+            return True
+        except GenlabError:
+            return False
+
+    def _pieces(self, prompt: str, incremental: bool, **controls) -> Iterator[tuple[int, str]]:
+        s = SamplingSettings(**controls)
+        s.validate()
+        ids = self.encode_prompt(prompt)
+        generator, self.last_seed = make_generator(s.seed, self.device)
+        self.last_controls = {"prompt": prompt, **{k: v for k, v in controls.items() if v is not None}}
+        steps = sample_tokens(self.decoder(s.num_samples), ids, s, generator)
+        yield from TextSampler(self.tokenizer, s.stop).pieces(steps, s.num_samples, incremental)
+
+    def generate(self, prompt: str = "", **controls) -> str | list[str]:
+        """Sample a continuation of `prompt` (the continuation only); a list when num_samples > 1."""
+        n = controls.get("num_samples", 1)
+        texts = [""] * max(n, 1)
+        for i, piece in self._pieces(prompt, incremental=False, **controls):
+            texts[i] += piece
+        return texts[0] if n == 1 else texts
+
+    def streams(self, controls: dict) -> bool:
+        return controls.get("num_samples", 1) == 1
+
+    def stream(self, prompt: str = "", **controls) -> Iterator[str]:
+        """Yield the continuation piece by piece as it is sampled (one sample)."""
+        if controls.get("num_samples", 1) != 1:
+            raise GenlabError("stream() makes one sample; use generate(num_samples=N) or stream_samples()")
+        for _, piece in self._pieces(prompt, incremental=True, **controls):
+            yield piece
+
+    def stream_samples(self, prompt: str = "", **controls) -> Iterator[tuple[int, str]]:
+        """Yield (sample index, piece) for several samples made together in one batch."""
+        yield from self._pieces(prompt, incremental=True, **controls)
+
+    def show(self, texts: str | list[str]) -> str:
+        prompt = self.last_controls.get("prompt", "")
+        if isinstance(texts, str):
+            return prompt + texts
+        return "\n".join(f"--- sample {i + 1} ---\n{prompt}{text}" for i, text in enumerate(texts))
+
+    def write(self, texts: str | list[str], out_dir, stem: str = "sample") -> list[Path]:
+        """Each sample (prompt and continuation) as STEM-SEED-NNN.txt, its provenance beside it as .json."""
+        out = _folder(out_dir)
+        prompt = self.last_controls.get("prompt", "")
+        paths = []
+        for i, text in enumerate([texts] if isinstance(texts, str) else texts):
+            base = out / f"{stem}-{self.last_seed}-{i + 1:03d}"
+            atomic_write_text(base.with_suffix(".txt"), prompt + text)
+            atomic_write_json(base.with_suffix(".json"), self.provenance_source.record(
+                self.last_seed, self.last_controls, index=i + 1))
+            paths.append(base.with_suffix(".txt"))
+        return paths
+
+    def summary(self, texts, paths: list[Path], out_dir) -> str:
+        return f"wrote {len(paths)} samples to {out_dir}/ (each with its provenance in a .json beside it)"
+
+
+def _folder(out_dir) -> Path:
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise GenlabError(f"{out} is a file; give a folder for the samples")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
