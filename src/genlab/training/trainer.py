@@ -152,14 +152,7 @@ def _set_up(cfg: TrainConfig, family, dist: Distributed, run_dir: Path, resuming
             saved_world: int | None, quiet: bool) -> Session:
     """Open the data, build (or restore) the model and optimizers, choose the precision, write config.json."""
     if saved_world is not None and saved_world != dist.world_size:
-        global_batch = cfg.batch_size * saved_world
-        if global_batch % dist.world_size:
-            raise GenlabError(
-                f"{run_dir} was trained with a global batch of {global_batch} ({saved_world} processes x "
-                f"{cfg.batch_size}); {dist.world_size} processes cannot share it evenly: resume with a number of "
-                f"processes that divides {global_batch}"
-            )
-        cfg.batch_size = global_batch // dist.world_size
+        cfg.batch_size = _share_global_batch(cfg.batch_size * saved_world, saved_world, dist.world_size, run_dir)
     device = pick_device(cfg.device)
     if dist.backend == "nccl":
         device = torch.device("cuda", dist.local_rank)
@@ -178,18 +171,7 @@ def _set_up(cfg: TrainConfig, family, dist: Distributed, run_dir: Path, resuming
     model = family.build(model_config).to(device)
     if dist.enabled:
         torch.manual_seed(rank_seed(cfg.seed, dist.rank))  # each rank its own dropout and noise
-    how = "as the run began" if resuming else "auto" if cfg.precision == "auto" else "as asked"
-
-    def measure() -> str:  # a new run only: a resumed one keeps the precision it began with
-        nonlocal how
-        chosen = "fp32"
-        if dist.is_main:  # on the global batch, so that N processes choose as one process does
-            batch = data.batch("train", cfg.batch_size * dist.world_size, step_generator(cfg.seed, 0))
-            chosen, how = measure_precision(family, model, model_config, tuple(t.to(device) for t in batch), cfg,
-                                            device)
-        return "bf16" if dist.any(chosen == "bf16") else "fp32"  # every rank takes rank 0's choice
-
-    precision = pick_precision(cfg.precision, device, model, None if resuming else measure)
+    precision, how = _choose_precision(cfg, family, model, model_config, data, device, dist, resuming)
     cfg.precision = precision  # config.json records what was used, so --resume trains on in the same precision
     optimizers = family.make_optimizers(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2),
                                         fused=device.type == "cpu")
@@ -228,6 +210,34 @@ def _set_up(cfg: TrainConfig, family, dist: Distributed, run_dir: Path, resuming
         session.say(f"genlab: {dist.world_size} processes ({dist.backend}); global batch "
                     f"{cfg.batch_size * dist.world_size} = {cfg.batch_size} per process x {dist.world_size}")
     return session
+
+
+def _share_global_batch(global_batch: int, saved_world: int, world: int, run_dir: Path) -> int:
+    """The per-process batch when a run resumes on another number of processes: the same global batch."""
+    if global_batch % world:
+        raise GenlabError(
+            f"{run_dir} was trained with a global batch of {global_batch} ({saved_world} processes x "
+            f"{global_batch // saved_world}); {world} processes cannot share it evenly: resume with a number of "
+            f"processes that divides {global_batch}"
+        )
+    return global_batch // world
+
+
+def _choose_precision(cfg: TrainConfig, family, model, model_config, data, device, dist: Distributed,
+                      resuming: bool) -> tuple[str, str]:
+    """The training precision and how it was chosen (a resumed run keeps the one it began with)."""
+    how = "as the run began" if resuming else "auto" if cfg.precision == "auto" else "as asked"
+
+    def measure() -> str:
+        nonlocal how
+        chosen = "fp32"
+        if dist.is_main:  # on the global batch, so that N processes choose as one process does
+            batch = data.batch("train", cfg.batch_size * dist.world_size, step_generator(cfg.seed, 0))
+            chosen, how = measure_precision(family, model, model_config, tuple(t.to(device) for t in batch), cfg,
+                                            device)
+        return "bf16" if dist.any(chosen == "bf16") else "fp32"  # every rank takes rank 0's choice
+
+    return pick_precision(cfg.precision, device, model, None if resuming else measure), how
 
 
 def _loop(s: Session) -> None:
