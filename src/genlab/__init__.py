@@ -19,4 +19,8 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'genlab' has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_API})  # the verbs load lazily, but dir(genlab) and tab completion list them
+
+
 __all__ = ["__version__", *_API]

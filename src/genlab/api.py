@@ -52,6 +52,7 @@ def train(data: str | None = None, *, config: str | None = None, resume: RunPath
 def load(run: RunPath, *, checkpoint: str = "last", device: str = "auto", precision: str = "fp32"):
     """Load a run directory for sampling: its modality's sampler, with generate(), write() and, for text,
     stream(). `checkpoint`: last or best; `precision`: fp32, bf16 or int8 (token models on CPU)."""
+    from genlab import preflight
     from genlab.families import get_family
     from genlab.modalities import LoadedRun, modality_of_run
     from genlab.runtime import pick_device
@@ -61,7 +62,7 @@ def load(run: RunPath, *, checkpoint: str = "last", device: str = "auto", precis
     config = _run_config(run_dir)
     modality = modality_of_run(config)
     family = get_family(config.get("family", "?"))
-    model = family.build(family.saved_config(config["model"]))
+    model_config = family.saved_config(config["model"])
     if checkpoint == "last":
         weights = run_dir / "model.safetensors"
     elif checkpoint == "best":
@@ -71,12 +72,19 @@ def load(run: RunPath, *, checkpoint: str = "last", device: str = "auto", precis
         raise GenlabError(f"--checkpoint must be last or best, got {checkpoint!r}")
     if not weights.exists():
         raise GenlabError(f"{weights} is missing: the run never reached a checkpoint; train it further")
-    load_model_tensors(model, weights)
-    dev = pick_device(device)
     if precision not in ("fp32", "bf16", "int8"):
         raise GenlabError(f"--precision must be fp32, bf16 or int8, got {precision!r}")
+    dev = pick_device(device)
+    # everything that can be checked is checked before the model is allocated
+    preprocessing = modality.load_preprocessing(run_dir, config)
+    preflight.check_vocabulary(preprocessing, model_config, run_dir)
+    shapes_only = preflight.meta_model(family, model_config)
+    preflight.check_memory(shapes_only, dev, preflight.LOAD_COPIES, "loading")
+    preflight.check_weights(shapes_only, weights)
+    model = family.build(model_config)
+    load_model_tensors(model, weights)
     model.to(dev).eval()
-    return modality.sampler(LoadedRun(model, config, run_dir, dev, precision, weights))
+    return modality.sampler(LoadedRun(model, config, run_dir, dev, precision, weights, preprocessing))
 
 
 def sample(run: RunPath, prompt: str = "", **controls: Any):
@@ -98,16 +106,20 @@ def evaluate(run: RunPath, data: str | None = None, *, split: str | None = None,
     ones (split, max_tokens, num_samples, distribution_samples, seed, temperature, top_k, max_new_tokens;
     see genlab.music.evaluate). An option the run's modality does not take is a one-line error.
     """
+    from genlab.io import run_lock
     from genlab.modalities import modality_of_run
     from genlab.safety.card import write_model_card
 
     run_dir = Path(run)
-    modality = modality_of_run(_run_config(run_dir))
-    options = modality.check_evaluation(precision, dict(split=split, block_size=block_size, max_tokens=max_tokens,
-                                                        **sampling))  # before any work: a wrong flag is one line
-    metrics = modality.evaluate(load(run_dir, device=device, precision=precision), data, **options)
-    atomic_write_json(run_dir / "metrics.json", metrics)
-    write_model_card(run_dir)
+    # a writer: figures measured while a training rewrites the weights would describe neither model
+    with run_lock(run_dir, purpose="eval", hint="wait for it to finish, then evaluate again"):
+        modality = modality_of_run(_run_config(run_dir))
+        # before any work: a wrong flag is one line
+        options = modality.check_evaluation(precision, dict(split=split, block_size=block_size,
+                                                            max_tokens=max_tokens, **sampling))
+        metrics = modality.evaluate(load(run_dir, device=device, precision=precision), data, **options)
+        atomic_write_json(run_dir / "metrics.json", metrics)
+        write_model_card(run_dir)  # passes through the lock this thread holds
     return metrics
 
 

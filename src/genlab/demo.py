@@ -63,5 +63,6 @@ def demo_images(out: str, minutes: float = 1.5) -> list[Path]:
     m = api.load(run)
     images = m.generate(num_samples=40, seed=1)  # labels 0..9 in turn: four of each digit
     paths = m.write(images, run / "samples")
-    print(f"wrote {paths[0]} (a grid of 40 digits, 0-9 in turn) and {len(paths) - 1} single images")
+    print(f"wrote {paths[0]} (a grid of 40 digits, 0-9 in turn; {paths[1].name} to view) and {len(paths) - 2} "
+          "single images")
     return paths

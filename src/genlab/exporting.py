@@ -68,4 +68,8 @@ FORMATS = {"hf-gpt2": export_hf_gpt2}
 def export(loaded, fmt: str, out: Path) -> Path:
     if fmt not in FORMATS:
         raise GenlabError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise GenlabError(f"{out} already exists and is not an empty folder; export into a new or empty one, so "
+                          "nothing there is overwritten")
     return FORMATS[fmt](loaded, out)

@@ -35,6 +35,7 @@ class LoadedRun:
     device: Any  # torch.device
     precision: str  # fp32, bf16 or int8: how sampling runs the model
     weights: Path  # the checkpoint file loaded (model.safetensors, or the best checkpoint's)
+    preprocessing: Any = None  # what the modality read back from the run directory (a tokenizer), if anything
 
 
 class Sampler:
@@ -110,8 +111,12 @@ class Modality:
         """The training data: batches, split, what the model takes from it, and preprocessing to save."""
         raise NotImplementedError
 
+    def load_preprocessing(self, run_dir: Path, config: dict):
+        """What sampling needs from the run directory besides the weights (a tokenizer), or None."""
+        return None
+
     def sampler(self, run: LoadedRun) -> Sampler:
-        """A loaded run as this modality's sampler (its preprocessing read back from the run directory)."""
+        """A loaded run as this modality's sampler."""
         raise NotImplementedError
 
     def evaluate(self, sampler: Sampler, data: str | None = None, **options) -> dict:

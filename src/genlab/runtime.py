@@ -41,12 +41,34 @@ def wait_passively_when_busy() -> None:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 
+def env_int(name: str, default: int | None, meaning: str, example: int) -> int | None:
+    """A positive integer from the environment variable `name` (unset or empty: `default`).
+
+    Anything else is one line naming the variable, what it means and a value that works: an environment
+    variable is set far from where it fails, so the message must say which one."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise GenlabError(
+            f"environment variable {name}={os.environ[name]!r} must be a positive integer ({meaning}); "
+            f"set it to e.g. {example}, or unset it"
+        )
+    return value
+
+
 def setup_threads() -> None:
     """Use as many threads as cores torch sees, unless the user pinned a number."""
     import torch
 
-    if "GENLAB_THREADS" in os.environ:
-        torch.set_num_threads(int(os.environ["GENLAB_THREADS"]))
+    threads = env_int("GENLAB_THREADS", None, "the number of CPU threads to train and sample with",
+                      os.cpu_count() or 1)
+    if threads is not None:
+        torch.set_num_threads(threads)
 
 
 def pick_device(name: str = "auto"):

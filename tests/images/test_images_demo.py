@@ -14,8 +14,10 @@ def test_demo_writes_a_grid_of_digits(tmp_path):
         paths = demo_images(str(tmp_path / "demo-images"), minutes=0.1)
     finally:
         torch.set_num_threads(before)
-    grid = paths[0]
-    assert grid.name == "grid.png" and len(paths) == 41
+    grid, view = paths[:2]
+    assert grid.name == "grid.png" and view.name == "grid@2x.png" and len(paths) == 42
     with Image.open(grid) as im:
         assert im.size == (10 * 18 + 2, 4 * 18 + 2)  # ten columns (one per digit) of 16px tiles, 2px apart
+    with Image.open(view) as im:
+        assert im.size == (2 * (10 * 18 + 2), 2 * (4 * 18 + 2))  # the same grid, each pixel a 2x2 block
     assert read_provenance(grid)["family"] == "diffusion"

@@ -79,7 +79,7 @@ def test_cli_sample_writes_grid_and_singles_with_provenance(diffusion_run, tmp_p
     assert main(["sample", str(diffusion_run), "--num-samples", "5", "--seed", "1", "--label", "7",
                  "--steps", "4", "--guidance", "3", "-o", str(out)]) == 0
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["grid.png"] + [f"sample-{i:03d}.png" for i in range(5)]
+    assert files == ["grid.png", "grid@16x.png"] + [f"sample-{i:03d}.png" for i in range(5)]  # 32 px wide: x16
     p = read_provenance(out / "sample-002.png")
     assert p["seed"] == 1 and p["label"] == 7 and p["index"] == 2 and p["ai_generated"] is True
     assert p["controls"]["guidance"] == 3.0 and p["controls"]["steps"] == 4 and p["family"] == "diffusion"
@@ -92,6 +92,12 @@ def test_cli_sample_writes_grid_and_singles_with_provenance(diffusion_run, tmp_p
     with Image.open(out / "sample-002.png") as a, Image.open(tmp_path / "again" / "sample-002.png") as b:
         assert a.tobytes() == b.tobytes()  # the same seed gives the same pixels
     assert first
+    # sampling again into the same folder keeps the first set: numbers go on, the grid gets a new name
+    assert main(["sample", str(diffusion_run), "--num-samples", "2", "--seed", "2", "--label", "7", "--steps", "2",
+                 "-o", str(out)]) == 0
+    assert (out / "sample-002.png").read_bytes() == first
+    assert read_provenance(out / "sample-006.png")["index"] == 6 and read_provenance(out / "grid-2.png")["seed"] == 2
+    assert "wrote " in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("args,message", [

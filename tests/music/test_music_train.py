@@ -141,3 +141,9 @@ def test_builtin_bach_chorales_are_read_as_events():
     tokens = corpus.tokenizer.tokens(corpus.tune(0))
     assert tokens[0] == "<s>" and tokens[-1] == "</s>"
     assert len(corpus.tokenizer.tokens_to_notes(tokens)) > 50  # four voices of a chorale
+
+
+def test_image_controls_are_refused_for_tunes(abc_run, capsys):
+    assert main(["sample", str(abc_run), "--label", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("genlab: error: --label is not a control of music models") and err.count("\n") == 1

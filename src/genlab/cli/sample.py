@@ -7,25 +7,35 @@ and how its outputs are shown; this module only passes on what the user gave.
 
 from __future__ import annotations
 
+import re
 import sys
+from pathlib import Path
+
+from genlab.errors import GenlabError
 
 SAMPLING_FLAGS = [  # (flag, type, help); a flag left out takes the sampler's own default
-    ("max-new-tokens", int, "tokens to sample (default 256; music: 512)"),
-    ("temperature", float, "0 = greedy; higher = more surprising (default 0.8)"),
-    ("top-k", int, "sample from the k likeliest tokens only"),
-    ("top-p", float, "sample from the smallest set of tokens whose probability reaches p"),
-    ("repetition-penalty", float, "divide the logits of tokens already present (default 1.0 = off)"),
-    ("seed", int, "random seed (default: a fresh one, printed)"),
-    ("num-samples", int, "default 1 (text, music) or 64 (images)"),
+    ("max-new-tokens", int, "tokens to sample (default 256; music: 512); past the model's context it sees only its "
+                            "last block-size tokens"),
+    ("temperature", float, "0 = greedy, 1 = the model's own distribution, higher = more surprising (default 0.8)"),
+    ("top-k", int, "sample from the k likeliest tokens only, k >= 1 (default: all)"),
+    ("top-p", float, "sample from the likeliest tokens whose probabilities add up to p, 0 < p <= 1 (default 1: all)"),
+    ("repetition-penalty", float, "divide the logits of tokens already present by this, >= 1 (default 1.0 = off)"),
+    ("seed", int, "random seed: the same seed gives the same output (default: a fresh one, printed)"),
+    ("num-samples", int, "how many to make, >= 1 (default 1; images: 64)"),
 ]
 IMAGE_FLAGS = [
-    ("label", int, None, "class to draw (conditional models)"),
-    ("steps", int, None, "diffusion denoising steps"),
-    ("guidance", float, None, "classifier-free guidance scale (1 = conditional model alone, 0 = unconditional)"),
-    ("eta", float, None, "DDIM noise (0 = deterministic)"),
-    ("sampler", str, ["ddim", "ddpm"], "diffusion sampler"),
-    ("weights", str, ["ema", "raw"], "averaged or last weights"),
+    ("label", str, None, "class to draw, by number or by name (conditional models; default: the classes in turn)"),
+    ("steps", int, None, "diffusion denoising steps, 1 .. the training timesteps (default 20 for DDIM, all for DDPM)"),
+    ("guidance", float, None, "classifier-free guidance scale >= 0: 1 = conditional model alone, 0 = unconditional "
+                              "(default 1.5)"),
+    ("eta", float, None, "DDIM noise >= 0: 0 = deterministic (default), 1 = DDPM-like"),
+    ("sampler", str, ["ddim", "ddpm"], "diffusion sampler (default ddim)"),
+    ("weights", str, ["ema", "raw"], "averaged or last weights (default ema)"),
 ]
+# every control flag, by its name in the samplers' `controls`; a run's sampler takes some of them
+CONTROLS = ("prompt", "stop", "interpolate", "truncate_prompt", *(n.replace("-", "_") for n, _, _ in SAMPLING_FLAGS),
+            *(n for n, _, _, _ in IMAGE_FLAGS))
+ESCAPES = {"\\n": "\n", "\\t": "\t", "\\r": "\r", "\\\\": "\\"}
 
 
 def add_image_flags(p) -> None:
@@ -38,29 +48,48 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("sample", help="generate from a trained run")
     p.set_defaults(handler=run)
     p.add_argument("run", help="run directory")
-    p.add_argument("--prompt", default=None, help="text to continue (music: a header such as 'M:6/8 K:Dmaj')")
+    p.add_argument("--prompt", default=None,
+                   help="text to continue, - to read it from standard input (music: a header such as 'M:6/8 K:Dmaj')")
+    p.add_argument("--prompt-file", metavar="FILE", default=None, help="read the prompt from this UTF-8 file")
+    p.add_argument("--truncate-prompt", action="store_true", default=None,
+                   help="keep a too-long prompt's last tokens instead of refusing it (text)")
     for name, kind, text in SAMPLING_FLAGS:
         p.add_argument(f"--{name}", type=kind, default=None, help=text)
-    p.add_argument("--stop", action="append", default=None, help="stop at this string (repeatable)")
-    p.add_argument("--checkpoint", default="last", help="last or best")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--stop", action="append", default=None,
+                   help="stop at this string (repeatable); \\n, \\t, \\r and \\\\ mean newline, tab, return and a "
+                        "backslash, so --stop '\\n\\n' stops at a blank line")
+    p.add_argument("--checkpoint", default="last", choices=["last", "best"],
+                   help="the newest weights (default) or those of the best validation loss")
+    p.add_argument("--device", default="auto", help="auto (default: cuda where there is one), cpu or cuda")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8"],
-                   help="int8: weights in int8 (text and music on CPU), a quarter of the bytes read per token")
+                   help="default fp32; bf16 halves the bytes read per token; int8: weights in int8 (text and music "
+                        "on CPU), a quarter of them")
     add_image_flags(p)
     p.add_argument("--interpolate", action="store_true", default=None, help="images: walk between two noises")
     p.add_argument("-o", "--out-dir", default=None,
                    help="folder for the outputs, each with its provenance (images: default samples/, grid.png and "
                         "one PNG each; music: .abc/.mid/.wav tunes; text: a .txt per sample)")
-    p.add_argument("--renderer", default="auto", choices=["auto", "additive", "fluidsynth"],
-                   help="music .wav: FluidSynth with a General-MIDI soundfont where installed (auto), or genlab's "
-                        "own additive synthesizer")
+    p.add_argument("--renderer", default=None, choices=["auto", "additive", "fluidsynth"],
+                   help="music .wav: FluidSynth with a General-MIDI soundfont where installed (auto, the "
+                        "default), or genlab's own additive synthesizer")
 
 
 def run(a, argv: list[str]) -> None:
     from genlab import api
 
+    a.prompt = read_prompt(a.prompt, a.prompt_file)
     m = api.load(a.run, checkpoint=a.checkpoint, device=a.device, precision=a.precision)
-    given = {k: v for k, v in vars(a).items() if k in m.controls and v is not None}
+    given = {k: getattr(a, k) for k in CONTROLS if getattr(a, k) is not None}
+    for key in given:
+        if key not in m.controls:
+            takes = ", ".join("--" + k.replace("_", "-") for k in m.controls)
+            raise GenlabError(f"--{key.replace('_', '-')} is not a control of {m.modality} models; leave it out "
+                              f"(their controls: {takes})")
+    if a.renderer is not None and "renderer" not in m.write_options:
+        raise GenlabError(f"--renderer is for music models, whose tunes are rendered to .wav; leave it out for "
+                          f"{m.modality} models")
+    if "stop" in given:
+        given["stop"] = [unescape(x) for x in given["stop"]]
     controls = {**m.controls, **given}
     out_dir = a.out_dir or m.default_out_dir
     out = sys.stdout
@@ -77,6 +106,28 @@ def run(a, argv: list[str]) -> None:
         if out_dir is None:
             print(m.show(outputs))
         else:
-            paths = m.write(outputs, out_dir, **{k: getattr(a, k) for k in m.write_options})
+            options = {k: getattr(a, k) if getattr(a, k) is not None else v for k, v in m.write_options.items()}
+            paths = m.write(outputs, out_dir, **options)
             print(m.summary(outputs, paths, out_dir))
     print(f"(seed {m.last_seed})", file=sys.stderr)
+
+
+def unescape(text: str) -> str:
+    """The usual backslash escapes, as a shell passes them on literally: '\\n' -> a newline."""
+    return re.sub(r"\\[ntr\\]", lambda m: ESCAPES[m.group(0)], text)
+
+
+def read_prompt(prompt: str | None, prompt_file: str | None) -> str | None:
+    """--prompt TEXT, --prompt - (standard input) or --prompt-file FILE."""
+    if prompt is not None and prompt_file is not None:
+        raise GenlabError("give the prompt once: --prompt or --prompt-file, not both")
+    if prompt == "-":
+        return sys.stdin.read()
+    if prompt_file is None:
+        return prompt
+    try:
+        return Path(prompt_file).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise GenlabError(f"--prompt-file {prompt_file} does not exist") from None
+    except UnicodeDecodeError:
+        raise GenlabError(f"--prompt-file {prompt_file} is not UTF-8 text; convert it (e.g. iconv -t utf-8)") from None

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from genlab.errors import GenlabError
+from genlab.training.config import check_types
 
 
 class Family:
@@ -28,14 +29,15 @@ class Family:
     train_defaults: ClassVar[dict[str, Any]] = {}
 
     def make_config(self, values: dict[str, Any]):
-        """Build the config from a dict, refusing unknown keys by name."""
+        """Build the config from a dict, refusing unknown keys by name and values of the wrong type (checked
+        against the config's annotations, so `n_layer = "four"` is one line, not a TypeError deep in a layer)."""
         fields = {f.name for f in dataclasses.fields(self.config_class)}
         unknown = sorted(set(values) - fields)
         if unknown:
             raise GenlabError(
                 f"unknown {self.name} setting(s): {', '.join(unknown)}; known ones are: {', '.join(sorted(fields))}"
             )
-        return self.config_class(**values)
+        return self.config_class(**check_types(self.config_class, values))
 
     def saved_config(self, saved: dict[str, Any]):
         """The config of a saved run (config.json's "model"); a family fills in settings added since."""

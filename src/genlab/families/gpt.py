@@ -212,4 +212,22 @@ class GPTFamily(LanguageModelFamily):
         return self.make_config({"activation": "gelu_tanh", **saved})  # runs saved before the setting used tanh
 
     def build(self, config: GPTConfig) -> GPT:
+        _check_heads(config)
         return GPT(config)
+
+
+def _check_heads(config: GPTConfig) -> None:
+    """Each attention head takes n_embd / n_head channels: a width the heads cannot share is one line that
+    offers the nearest head counts that fit, before any layer is built (a run's config.json comes here too)."""
+    n_head, n_embd = config.n_head, config.n_embd
+    if n_head <= 0 or n_embd <= 0:
+        raise GenlabError(f"--n-head and --n-embd must be positive, got {n_head} and {n_embd}")
+    if n_embd % n_head == 0:
+        return
+    below = next(d for d in range(n_head, 0, -1) if n_embd % d == 0)
+    above = next((d for d in range(n_head + 1, n_embd + 1) if n_embd % d == 0), below)
+    fits = " or ".join(str(d) for d in sorted({below, above}))
+    raise GenlabError(
+        f"--n-head {n_head} does not divide --n-embd {n_embd} (each attention head takes n_embd / n_head "
+        f"channels); use --n-head {fits}, or an --n-embd that is a multiple of {n_head}"
+    )

@@ -9,16 +9,21 @@ as the 8x8 digits are upsampled), kept in memory as uint8 and normalised per bat
 (x = pixel / 127.5 - 1). That normalisation, the size, the channels and the optional augmentation
 are written into the model's config.json so that sampling maps outputs back to pixels.
 
-A corrupt or unreadable file among good ones is skipped with one warning that counts them (a photo
-folder often holds a stray broken file, and one bad file should not cost the whole run); a folder
-where no image can be read is an error.
+A corrupt, truncated or unreadable file among good ones is skipped with one warning that counts them
+(a photo folder often holds a stray broken file, and one bad file should not cost the whole run); a
+folder where no image can be read is an error. So is an image over MAX_IMAGE_PIXELS (Pillow's default
+bound, ~89.5 megapixels) or over Pillow's own Image.MAX_IMAGE_PIXELS when that is lower: a small file
+that claims more is most likely a decompression bomb. The skipped files are counted by reason in the
+run's data summary (`skipped_files`, `skipped_reasons`).
 """
 
 from __future__ import annotations
 
+import collections
 import gzip
 import hashlib
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +36,10 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 BUILTIN_IMAGES = ("images:digits", "images:mnist:DIR")
 AUGMENTATIONS = ("flip", "shift")
 SPLIT_SEED = 0  # the train/validation split of a dataset without an official one is always the same
+# Pillow's default bound (a quarter GiB of RGB), kept here so that raising Image.MAX_IMAGE_PIXELS elsewhere
+# does not let a decompression bomb in: every image is decoded whole and held until all are resized, and
+# even a 50-megapixel camera photo is well below it
+MAX_IMAGE_PIXELS = 89_478_485
 
 
 def is_image_source(source: str) -> bool:
@@ -89,9 +98,28 @@ def _mnist(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
     return xs[0], ys[0], xs[1], ys[1]
 
 
-def _folder(path: Path, size: int, color: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _read_image(f: Path) -> tuple[str, object] | str:
+    """(mode, decoded image) of one file, or the reason it is skipped."""
     from PIL import Image, UnidentifiedImageError
 
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns past Image.MAX_IMAGE_PIXELS and raises past twice that: both skip the file
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(f) as im:  # reads the header only
+                if im.width * im.height > MAX_IMAGE_PIXELS:
+                    return "over the pixel cap (a decompression bomb?)"
+                im.load()
+                return im.mode, im.copy()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return "over the pixel cap (a decompression bomb?)"
+    except UnidentifiedImageError:
+        return "not a PNG/JPEG image"
+    except (OSError, ValueError, SyntaxError, EOFError):
+        return "truncated or corrupt"
+
+
+def _folder(path: Path, size: int, color: str) -> tuple[np.ndarray, np.ndarray, list[str], dict]:
     if not path.exists():
         raise GenlabError(f"dataset {str(path)!r} is neither a built-in name ({', '.join(BUILTIN_IMAGES)}) "
                           "nor an existing path")
@@ -104,28 +132,31 @@ def _folder(path: Path, size: int, color: str) -> tuple[np.ndarray, np.ndarray, 
     class_names = sorted(parents) if None not in parents and len(parents) > 1 else []
     index = {name: i for i, name in enumerate(class_names)}
     pictures, labels, bad = [], [], []
+    skipped: collections.Counter = collections.Counter()  # reason -> files
     for f in files:
-        try:
-            with Image.open(f) as im:
-                im.load()
-                pictures.append((im.mode, im.copy()))
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        read = _read_image(f)
+        if isinstance(read, str):
             bad.append(f)
+            skipped[read] += 1
             continue
+        pictures.append(read)
         labels.append(index[f.parent.relative_to(path).parts[0]] if class_names else 0)
     if not pictures:
-        raise GenlabError(f"none of the {len(files)} image files in {path} could be read; are they PNG/JPEG?")
+        reasons = ", ".join(f"{c} {r}" for r, c in skipped.most_common())
+        raise GenlabError(f"none of the {len(files)} image files in {path} could be read ({reasons}); "
+                          "are they PNG/JPEG?")
     if bad:
         names = ", ".join(str(b.relative_to(path) if b != path else b) for b in bad[:3])
+        reasons = ", ".join(f"{c} {r}" for r, c in skipped.most_common())
         print(f"genlab: warning: skipped {len(bad)} of {len(files)} image files that could not be read "
-              f"({names}{', ...' if len(bad) > 3 else ''})", file=sys.stderr)
+              f"({names}{', ...' if len(bad) > 3 else ''}): {reasons}", file=sys.stderr)
     if color == "auto":
         color = "grey" if all(mode in ("1", "L", "LA", "I", "I;16", "P") and not _is_colour_palette(im)
                               for mode, im in pictures) else "rgb"
     mode = "L" if color == "grey" else "RGB"
     out = np.stack([np.asarray(_square(im.convert(mode), size)) for _, im in pictures])
     out = out[:, None] if mode == "L" else out.transpose(0, 3, 1, 2)  # (N, C, H, W)
-    return out, np.asarray(labels, dtype=np.int64), class_names
+    return out, np.asarray(labels, dtype=np.int64), class_names, dict(skipped)
 
 
 def _is_colour_palette(im) -> bool:
@@ -164,8 +195,10 @@ class ImageData:
     items = "images"  # what the training split is counted in
 
     def __init__(self, source: str, train: np.ndarray, train_labels: np.ndarray, val: np.ndarray,
-                 val_labels: np.ndarray, class_names: list[str], augment: tuple[str, ...] = ()):
+                 val_labels: np.ndarray, class_names: list[str], augment: tuple[str, ...] = (),
+                 skipped: dict | None = None):
         self.source = source
+        self.skipped = dict(skipped or {})  # reason -> files of the source left out
         self.train = torch.from_numpy(np.ascontiguousarray(train))
         self.val = torch.from_numpy(np.ascontiguousarray(val))
         self.train_labels = torch.from_numpy(train_labels)
@@ -234,6 +267,8 @@ class ImageData:
             "train_images": len(self.train),
             "val_images": len(self.val),
             "num_classes": self.num_classes,
+            "skipped_files": int(sum(self.skipped.values())),
+            "skipped_reasons": dict(self.skipped),
         }
 
     def preprocessing(self) -> dict:
@@ -276,6 +311,7 @@ def open_images(source: str, *, image_size: int | None = None, color: str = "aut
     if image_size is not None and not 4 <= image_size <= 512:
         raise GenlabError(f"--size must be between 4 and 512 pixels, got {image_size}")
     aug = parse_augment(augment)
+    skipped: dict = {}
     if source == "images:digits":
         pixels, labels, names = _digits()
         pixels = _resize(pixels, image_size or 16)
@@ -295,7 +331,7 @@ def open_images(source: str, *, image_size: int | None = None, color: str = "aut
         raise GenlabError(f"unknown dataset {source!r}; built-in image datasets are: {', '.join(BUILTIN_IMAGES)}, "
                           "or give a folder of PNG/JPEG files")
     else:
-        pixels, labels, names = _folder(Path(source).expanduser(), image_size or 32, color)
+        pixels, labels, names, skipped = _folder(Path(source).expanduser(), image_size or 32, color)
         if len(pixels) < 2:
             raise GenlabError(f"{source} holds {len(pixels)} readable image; give at least 2 (train and validation)")
         train, tl, val, vl = _split(pixels, labels, val_fraction)
@@ -304,7 +340,7 @@ def open_images(source: str, *, image_size: int | None = None, color: str = "aut
     elif color == "grey" and train.shape[1] == 3:
         weights = np.array([0.299, 0.587, 0.114])[None, :, None, None]  # ITU-R 601 luma, as Pillow's "L"
         train, val = [np.rint((a * weights).sum(1, keepdims=True)).astype(np.uint8) for a in (train, val)]
-    return ImageData(source, train, tl, val, vl, names, aug)
+    return ImageData(source, train, tl, val, vl, names, aug, skipped)
 
 
 def _split(pixels: np.ndarray, labels: np.ndarray, val_fraction: float):

@@ -19,6 +19,7 @@ import torch
 
 from genlab.errors import GenlabError
 from genlab.modalities import LoadedRun, Sampler
+from genlab.outputs import first_free_number, free_name, output_folder
 
 MAX_BATCH = 256  # images denoised together; bounds memory, not the number of samples
 
@@ -57,19 +58,29 @@ class ImageModel(Sampler):
     def class_names(self) -> list[str]:
         return self.config.get("images", {}).get("class_names", [])
 
-    def _labels(self, label: int | None, n: int) -> torch.Tensor | None:
+    def label_index(self, label: int | str) -> int:
+        """A class given by number or by name (a folder dataset's sub-folder, e.g. `square`)."""
+        names = self.class_names
+        hint = f" ({', '.join(f'{i}={c}' for i, c in enumerate(names))})" if 0 < len(names) <= 20 else ""
+        if isinstance(label, str) and not label.lstrip("-").isdigit():
+            if label not in names:
+                raise GenlabError(f"--label {label!r} is not a class of this model; its classes are "
+                                  f"0..{self.num_classes - 1}{hint}")
+            return names.index(label)
+        index = int(label)
+        if not 0 <= index < self.num_classes:
+            raise GenlabError(f"--label {index} is out of range: this model knows labels 0..{self.num_classes - 1}"
+                              f"{hint}")
+        return index
+
+    def _labels(self, label: int | str | None, n: int) -> torch.Tensor | None:
         if not self.model.conditional:
             if label is not None:
                 raise GenlabError("--label needs a model trained with --conditional; this one was trained without "
                                   "labels, so drop --label")
             return None
         if label is not None:
-            if not 0 <= label < self.num_classes:
-                names = self.class_names
-                hint = f" ({', '.join(f'{i}={c}' for i, c in enumerate(names))})" if len(names) <= 20 else ""
-                raise GenlabError(f"--label {label} is out of range: this model knows labels 0..{self.num_classes - 1}"
-                                  f"{hint}")
-            return torch.full((n,), int(label), dtype=torch.long, device=self.device)
+            return torch.full((n,), self.label_index(label), dtype=torch.long, device=self.device)
         return torch.arange(n, device=self.device) % self.num_classes  # the classes in turn
 
     def _family_controls(self, controls: dict) -> dict:
@@ -90,7 +101,7 @@ class ImageModel(Sampler):
         return given
 
     @torch.inference_mode()
-    def generate(self, num_samples: int = 16, seed: int | None = None, label: int | None = None,
+    def generate(self, num_samples: int = 16, seed: int | None = None, label: int | str | None = None,
                  interpolate: bool = False, **controls) -> torch.Tensor:
         """Images in [-1, 1], (N, C, H, W). interpolate=True walks from one noise to another in N steps.
 
@@ -130,31 +141,50 @@ class ImageModel(Sampler):
             raise GenlabError(f"the {self.config['family']} family has no encoder, so it cannot reconstruct")
         return self.model.reconstruct(images.to(self.device), labels)
 
-    def provenance(self, index: int | None = None) -> dict:
-        """The record of image `index` of the last generate() (with its label), or of the whole grid."""
-        label = {} if index is None or self.last_labels is None else {"label": self.last_labels[index]}
+    def provenance(self, position: int | None = None, index: int | None = None) -> dict:
+        """The record of image `position` of the last generate() (with its label), saved as number `index`;
+        or, with neither, of the whole grid."""
+        label = {} if position is None or self.last_labels is None else {"label": self.last_labels[position]}
         return self.provenance_source.record(self.last_seed, self.last_controls, index=index, **label)
 
     def write(self, images: torch.Tensor, out_dir, prefix: str = "sample") -> list[Path]:
-        """Write grid.png and one PNG per image into out_dir, each with its provenance in text chunks."""
+        """Write a grid, the grid scaled up for viewing, and one PNG per image into out_dir, each with its
+        provenance in text chunks. Files already there are kept: the numbers go on from them."""
         from genlab.images.data import to_pixels
 
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        out = output_folder(out_dir)
         pixels = to_pixels(images)  # (N, H, W, C) uint8
+        first = first_free_number(out, f"{prefix}-")
         paths = []
         for i, p in enumerate(pixels):
-            path = out / f"{prefix}-{i:03d}.png"
-            write_png(path, p, self.provenance(i))
+            path = out / f"{prefix}-{first + i:03d}.png"
+            write_png(path, p, self.provenance(i, first + i))
             paths.append(path)
-        grid_path = out / "grid.png"
         cycling = self.last_labels is not None and self.last_controls.get("label") is None
         cols = self.num_classes if cycling and not self.last_controls.get("interpolate") else None
-        write_png(grid_path, make_grid(pixels, cols=cols), self.provenance())
-        return [grid_path, *paths]
+        grid = make_grid(pixels, cols=cols)
+        grid_path = free_name(out, "grid", ".png")
+        write_png(grid_path, grid, self.provenance())
+        scale = view_scale(grid)
+        view_path = grid_path.with_name(f"{grid_path.stem}@{scale}x.png")
+        write_png(view_path, upscale(grid, scale), self.provenance())
+        return [grid_path, view_path, *paths]
 
     def summary(self, images, paths: list[Path], out_dir) -> str:
-        return f"wrote {paths[0]} and {len(paths) - 1} images to {out_dir}/ (seed {self.last_seed})"
+        return (f"wrote {paths[0]} ({paths[1].name} scaled for viewing) and {len(paths) - 2} images to {out_dir}/ "
+                f"(seed {self.last_seed})")
+
+
+VIEW_SIDE = 512  # the viewing grid is scaled up (by a whole factor, nearest neighbour) to about this side
+
+
+def view_scale(grid: torch.Tensor) -> int:
+    return max(1, VIEW_SIDE // max(grid.shape[0], grid.shape[1]))
+
+
+def upscale(pixels: torch.Tensor, factor: int) -> torch.Tensor:
+    """(H, W, C) uint8 -> (H * factor, W * factor, C): each pixel a factor x factor block, sharp."""
+    return pixels.repeat_interleave(factor, dim=0).repeat_interleave(factor, dim=1)
 
 
 def make_grid(pixels: torch.Tensor, cols: int | None = None, pad: int = 2) -> torch.Tensor:

@@ -29,12 +29,15 @@ class MusicModality(Modality):
 
         return open_music(source, block_size=block_size, tokenizer=cfg.tokenizer, val_fraction=cfg.val_fraction)
 
-    def sampler(self, run: LoadedRun):
-        from genlab.music.sample import MusicModel
+    def load_preprocessing(self, run_dir: Path, config: dict):
         from genlab.music.tokenizers import load_music_tokenizer
 
-        tokenizer = load_music_tokenizer(run.config["tokenizer"]["kind"], Path(run.run_dir) / "tokenizer.json")
-        return MusicModel(run, tokenizer)
+        return load_music_tokenizer(config["tokenizer"]["kind"], Path(run_dir) / "tokenizer.json")
+
+    def sampler(self, run: LoadedRun):
+        from genlab.music.sample import MusicModel
+
+        return MusicModel(run, run.preprocessing)
 
     def evaluate(self, sampler, data: str | None = None, **options) -> dict:
         from genlab.music.evaluate import evaluate_music

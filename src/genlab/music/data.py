@@ -9,6 +9,15 @@ memory-mapped token stream, so gpt and lstm train on tunes exactly as they train
 Tunes are shuffled once with a fixed seed and the last `val_fraction` of them are held out, so
 validation tunes come from every collection. Tunes that cannot be read are counted by reason,
 reported, and stored in the run's config; none is dropped silently.
+
+Tunes are bounded (music/tokenizers.py): a silence between notes over four bars is shortened
+(MAX_SILENCE), an event tune is cut at MAX_EVENT_TOKENS tokens and an ABC tune at MAX_ABC_TOKENS.
+Each cut is counted by kind, reported, and stored in the run's config (`cuts` of the data summary).
+
+The cache (`v{CACHE_VERSION}-{hash}-{kind}` under the cache root) is checked whenever it is read,
+as text caches are: meta.json's keys and types, starts.npy against tokens.bin (size, and each tune
+starting with <s>), the largest id against the vocabulary, tokenizer.json. One that fails is removed
+and rebuilt with one line on stderr.
 """
 
 from __future__ import annotations
@@ -28,16 +37,28 @@ import numpy as np
 import torch
 
 from genlab.errors import GenlabError
-from genlab.io import atomic_directory, cache_root
+from genlab.io import cache_root
 from genlab.music.tokenizers import (
+    MAX_ABC_TOKENS,
     AbcError,
     AbcTokenizer,
     EventTokenizer,
     abc_to_tokens,
+    cap_abc_tune,
     load_music_tokenizer,
     split_tunes,
 )
-from genlab.text.data import TextData, windows_at
+from genlab.text.data import (
+    BrokenCache,
+    TextData,
+    cache_dtype,
+    cache_tokenizer,
+    cached,
+    publish_cache,
+    read_cache_meta,
+    read_cache_tokens,
+    windows_at,
+)
 
 FOLK_COLLECTIONS = ("essenFolksong", "oneills1850", "airdsAirs", "ryansMammoth")
 BUILTIN_MUSIC = ("music:folk", "music:bach")
@@ -45,7 +66,7 @@ ABC_SUFFIXES = (".abc",)
 MIDI_SUFFIXES = (".mid", ".midi")
 SCORE_SUFFIXES = (".musicxml", ".mxl", ".xml")
 MUSIC_SUFFIXES = ABC_SUFFIXES + MIDI_SUFFIXES + SCORE_SUFFIXES
-CACHE_VERSION = 1  # bump when tokenization changes, so old caches are not reused
+CACHE_VERSION = 2  # bump when tokenization changes, so old caches are not reused (2: the caps on tunes)
 SHUFFLE_SEED = 1234
 TRANSPOSE_RANGE = 5  # event training windows are shifted by -5..+6 semitones: every key
 
@@ -60,6 +81,7 @@ class MusicCorpus:
     content_hash: str
     failures: dict = field(default_factory=dict)  # reason -> count
     examples: list = field(default_factory=list)  # a few (file, reason) pairs
+    cuts: dict = field(default_factory=dict)  # what was cut to the caps on tunes -> count
 
     @property
     def split(self) -> int:
@@ -163,7 +185,7 @@ def _abc_text(f: Path) -> str:
         return data.decode("latin-1")  # older ABC collections are Latin-1
 
 
-def _abc_tunes(files: list[Path], failures, examples) -> list[list[str]]:
+def _abc_tunes(files: list[Path], failures, examples, cuts: collections.Counter) -> list[list[str]]:
     tunes = []
     for f in files:
         pieces = split_tunes(_abc_text(f))
@@ -171,13 +193,18 @@ def _abc_tunes(files: list[Path], failures, examples) -> list[list[str]]:
             _fail(failures, examples, f, "no tune (no X: or K: line)")
         for piece in pieces:
             try:
-                tunes.append(abc_to_tokens(piece))
+                tokens, cut = cap_abc_tune(abc_to_tokens(piece), MAX_ABC_TOKENS)
             except AbcError as e:
                 _fail(failures, examples, f, str(e))
+                continue
+            tunes.append(tokens)
+            if cut:
+                cuts[f"tunes cut at {MAX_ABC_TOKENS} tokens"] += 1
     return tunes
 
 
-def _event_tunes(source: str, files: list[Path], tok: EventTokenizer, failures, examples) -> list[list[str]]:
+def _event_tunes(source: str, files: list[Path], tok: EventTokenizer, failures, examples,
+                 cuts: collections.Counter) -> list[list[str]]:
     from genlab.music.convert import (
         ConversionError,
         abc_to_notes,
@@ -191,7 +218,7 @@ def _event_tunes(source: str, files: list[Path], tok: EventTokenizer, failures, 
 
     def add(notes, origin):
         if notes:
-            tunes.append(tok.notes_to_tokens(notes))
+            tunes.append(tok.notes_to_tokens(notes, cuts))
         else:
             _fail(failures, examples, origin, "no notes")
 
@@ -247,37 +274,61 @@ def prepare_music(source: str, tokenizer: str | None = None, val_fraction: float
     files = [] if source == "music:bach" else _source_files(source)  # unknown names and empty folders raise here
     kind = _choose_kind(source, files, tokenizer)
     content_hash = _content_hash(source, files)
-    folder = cache_root() / "music" / f"{content_hash[:24]}-{kind}"
-    if not (folder / "meta.json").is_file():
-        _build_cache(source, files, kind, folder)
-    meta = json.loads((folder / "meta.json").read_text())
-    tok = load_music_tokenizer(kind, folder / "tokenizer.json")
-    starts = np.load(folder / "starts.npy", allow_pickle=False)
-    n = int(starts[-1])
-    tokens = np.memmap(folder / "tokens.bin", dtype=np.dtype(meta["dtype"]), mode="r", shape=(n,))
+    folder = cache_root() / "music" / f"v{CACHE_VERSION}-{content_hash[:24]}-{kind}"
+    meta, tok, starts, tokens = cached(folder, lambda f: _build_cache(source, files, kind, f),
+                                       lambda f: _read_cache(f, kind))
     n_tunes = len(starts) - 1
-    failures = meta["failures"]
+    failures, cuts = meta["failures"], meta["cuts"]
     if n_tunes < 2:
         raise GenlabError(f"dataset {source!r} has {n_tunes} readable tune(s) "
                           f"({sum(failures.values())} could not be read); it needs at least 2")
     n_val = min(n_tunes - 1, max(1, round(n_tunes * val_fraction)))
-    corpus = MusicCorpus(tokens, starts, n_tunes - n_val, tok, source, content_hash, failures, meta["examples"])
+    corpus = MusicCorpus(tokens, starts, n_tunes - n_val, tok, source, content_hash, failures, meta["examples"],
+                         cuts)
     if failures and not quiet:
         top = ", ".join(f"{c} {r!r}" for r, c in sorted(failures.items(), key=lambda x: -x[1])[:3])
         print(f"genlab: {source}: {n_tunes} tunes read, {sum(failures.values())} could not be and are left out "
               f"({top}{', ...' if len(failures) > 3 else ''})", file=sys.stderr, flush=True)
+    if cuts and not quiet:
+        print(f"genlab: {source}: cut to the caps on tunes: " + ", ".join(f"{c} {r}" for r, c in cuts.items()),
+              file=sys.stderr, flush=True)
     return corpus
+
+
+def _read_cache(folder: Path, kind: str) -> tuple[dict, object, np.ndarray, np.ndarray]:
+    """meta.json, the tokenizer, starts.npy and tokens.bin of a cache, each checked (BrokenCache if not)."""
+    meta = read_cache_meta(folder, {"version": int, "dtype": str, "kind": str, "n_files": int, "failures": dict,
+                                    "examples": list, "cuts": dict})
+    if meta["version"] != CACHE_VERSION or meta["kind"] != kind:
+        raise BrokenCache("meta.json does not match the folder's name")
+    for name in ("failures", "cuts"):
+        if not all(isinstance(k, str) and type(v) is int for k, v in meta[name].items()):
+            raise BrokenCache(f"meta.json's {name!r} are not counts")
+    dtype = cache_dtype(meta["dtype"])
+    tok = cache_tokenizer(lambda: load_music_tokenizer(kind, folder / "tokenizer.json"))
+    try:
+        starts = np.load(folder / "starts.npy", allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        raise BrokenCache("starts.npy is missing or truncated") from None
+    if (starts.ndim != 1 or starts.dtype != np.int64 or len(starts) < 1 or starts[0] != 0
+            or (np.diff(starts) <= 0).any()):
+        raise BrokenCache("starts.npy is not a rising list of tune starts")
+    tokens = read_cache_tokens(folder / "tokens.bin", int(starts[-1]), dtype, tok.vocab_size)
+    if len(starts) > 1 and (tokens[starts[:-1]] != tok.bos).any():
+        raise BrokenCache("tokens.bin does not begin a tune at each of starts.npy")
+    return meta, tok, starts, tokens
 
 
 def _build_cache(source: str, files: list[Path], kind: str, folder: Path) -> None:
     failures: collections.Counter = collections.Counter()
     examples: list = []
+    cuts: collections.Counter = collections.Counter()
     if kind == "abc":
-        tunes = _abc_tunes(files, failures, examples)
+        tunes = _abc_tunes(files, failures, examples, cuts)
         tok = AbcTokenizer.build(tunes) if tunes else None
     else:
         tok = EventTokenizer()
-        tunes = _event_tunes(source, files, tok, failures, examples)
+        tunes = _event_tunes(source, files, tok, failures, examples, cuts)
     if not tunes:
         top = "; ".join(f"{f}: {r}" for f, r in examples[:2])
         raise GenlabError(f"no tune of {source} could be read ({sum(failures.values())} failed, e.g. {top}); "
@@ -286,13 +337,13 @@ def _build_cache(source: str, files: list[Path], kind: str, folder: Path) -> Non
     ids = [tok.ids(tunes[i]) for i in order]
     starts = np.concatenate([[0], np.cumsum([len(x) for x in ids])]).astype(np.int64)
     dtype = np.uint16 if tok.vocab_size <= 65536 else np.uint32
-    with atomic_directory(folder) as tmp:
+    with publish_cache(folder) as tmp:
         np.concatenate(ids).astype(dtype).tofile(tmp / "tokens.bin")
         np.save(tmp / "starts.npy", starts, allow_pickle=False)
         tok.save(tmp / "tokenizer.json")
         (tmp / "meta.json").write_text(json.dumps({
-            "dtype": np.dtype(dtype).name, "kind": kind, "n_files": len(files),
-            "failures": dict(failures), "examples": examples,
+            "version": CACHE_VERSION, "dtype": np.dtype(dtype).name, "kind": kind, "n_files": len(files),
+            "failures": dict(failures), "examples": examples, "cuts": dict(cuts),
         }))
 
 
@@ -345,6 +396,7 @@ class MusicData(TextData):
             "val_tunes": int(c.n_tunes - c.n_train),
             "unreadable_tunes": int(sum(c.failures.values())),
             "unreadable_reasons": dict(sorted(c.failures.items(), key=lambda x: -x[1])[:10]),
+            "cuts": dict(c.cuts),
         }
 
 

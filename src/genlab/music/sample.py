@@ -19,6 +19,7 @@ from genlab.io import atomic_write_bytes, atomic_write_text
 from genlab.modalities import LoadedRun, Sampler
 from genlab.music.notes import Note
 from genlab.music.tokenizers import EOS, tokens_to_abc
+from genlab.outputs import first_free_number, output_folder
 from genlab.sampling.decode import Decoders
 from genlab.sampling.logits import SamplingSettings
 from genlab.sampling.tokens import make_generator, sample_tokens
@@ -89,8 +90,9 @@ class MusicModel(Sampler):
 
     # -------------------------------------------------------------------------------- decoding
 
-    def provenance(self, tune: Tune) -> dict:
-        return self.provenance_source.record(tune.seed, self.last_controls, index=tune.index)
+    def provenance(self, tune: Tune, number: int | None = None) -> dict:
+        """The record of a tune saved as number `number` (its index in its set by default)."""
+        return self.provenance_source.record(tune.seed, self.last_controls, index=number or tune.index)
 
     def abc(self, tune: Tune, provenance: dict | None = None) -> str:
         if self.tokenizer.kind != "abc":
@@ -130,13 +132,12 @@ class MusicModel(Sampler):
                                   f"ask for {' or '.join('.' + x for x in self.formats)}")
         if "wav" in formats:
             renderer = pick_renderer(renderer)
-        out = Path(out_dir)
-        if out.exists() and not out.is_dir():
-            raise GenlabError(f"{out} is a file; give a folder for the tunes")
-        out.mkdir(parents=True, exist_ok=True)
+        out = output_folder(out_dir)
         for tune in tunes:
-            prov = self.provenance(tune)
-            base = out / f"{stem}-{tune.seed}-{tune.index:03d}"
+            # tunes already in the folder are kept: the numbers go on from the highest one of this seed
+            number = max(tune.index, first_free_number(out, f"{stem}-{tune.seed}-", start=1))
+            prov = self.provenance(tune, number)
+            base = out / f"{stem}-{tune.seed}-{number:03d}"
             tune.files = []
             if "abc" in formats:
                 atomic_write_text(base.with_suffix(".abc"), self.abc(tune, prov))

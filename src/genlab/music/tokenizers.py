@@ -14,10 +14,16 @@ of bars) but measure time in twelfths of a quarter note instead of 10 ms: the MI
 we read are scores, so beat-relative time is exact for sixteenths and triplets, tempo-free, and
 the encoding round-trips a quantized score exactly. REMI's bar/position tokens would need a
 reliable meter, which arbitrary MIDI files do not carry.
+
+Inputs are bounded, so that a tiny file cannot become a huge token stream: a silence between notes
+longer than MAX_SILENCE (four 4/4 bars) is shortened to it, an event tune is cut at MAX_EVENT_TOKENS
+tokens and an ABC tune at MAX_ABC_TOKENS (after its last whole bar). Each cut is counted by the caller
+into the corpus's data summary.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import re
 from fractions import Fraction
@@ -28,6 +34,7 @@ import numpy as np
 from genlab.errors import GenlabError
 from genlab.io import atomic_write_text
 from genlab.music.notes import Note
+from genlab.text.tokenizer import TokenizerFileError, corrupt_tokenizer, read_tokenizer_json
 
 BOS, EOS = "<s>", "</s>"
 
@@ -358,7 +365,30 @@ class AbcTokenizer(_Vocabulary):
 
     @classmethod
     def load(cls, path: Path) -> AbcTokenizer:
-        return cls(json.loads(Path(path).read_text(encoding="utf-8"))["vocab"])
+        vocab = read_tokenizer_json(path).get("vocab")
+        if (not isinstance(vocab, list) or vocab[:2] != [BOS, EOS] or not all(isinstance(t, str) for t in vocab)
+                or len(set(vocab)) != len(vocab)):
+            raise corrupt_tokenizer(path, 'no "vocab" list of distinct tokens beginning with <s>, </s>')
+        return cls(vocab)
+
+
+# A folk tune is ~110 units (the longest of music21's 12,600 readable folk tunes has 1,185); a "tune" past this
+# is a run-on file without X: lines, and would otherwise become one enormous training example
+MAX_ABC_TOKENS = 4096
+
+
+def _is_bar(token: str) -> bool:
+    return token[0] in "|:" or (token[0] == "[" and token[1:2] in "|0123456789")
+
+
+def cap_abc_tune(tokens: list[str], limit: int = MAX_ABC_TOKENS) -> tuple[list[str], bool]:
+    """A tune of at most `limit` tokens: a longer one is cut after its last bar line that fits, then </s>.
+    Returns the tokens and whether they were cut."""
+    if len(tokens) <= limit:
+        return tokens, False
+    head = tokens[: limit - 1]
+    bars = [i for i in range(3, len(head)) if _is_bar(head[i])]  # after <s>, meter and key
+    return head[: bars[-1] + 1 if bars else len(head)] + [EOS], True
 
 
 def prompt_tokens(prompt: str) -> list[str]:
@@ -398,6 +428,13 @@ def prompt_tokens(prompt: str) -> list[str]:
 STEPS_PER_QUARTER = 12  # sixteenths (3 steps) and eighth-note triplets (4 steps) are exact
 MAX_SHIFT = 48  # one TIME_SHIFT moves at most a whole 4/4 bar; longer gaps repeat it
 VELOCITY_BINS = 8
+# A silence (no note sounding) longer than four 4/4 bars is shortened to four bars: longer ones carry no
+# music a model can learn, and a 44-byte MIDI file with a gap of millions of ticks otherwise became 250,000
+# SHIFT tokens. Leading silence counts too.
+MAX_SILENCE = 4 * 4 * STEPS_PER_QUARTER
+# An event tune is cut at this many tokens: ~90 Bach chorales (~370 tokens each), about a quarter of an hour of
+# dense piano; the bound that holds when a note itself is held for hours (not a silence, so MAX_SILENCE lets it be)
+MAX_EVENT_TOKENS = 32_768
 
 
 def quantize(q: float | Fraction) -> int:
@@ -414,8 +451,12 @@ class EventTokenizer(_Vocabulary):
         super().__init__([BOS, EOS] + [f"ON:{p}" for p in range(128)] + [f"OFF:{p}" for p in range(128)]
                          + [f"SHIFT:{s}" for s in range(1, MAX_SHIFT + 1)] + [f"VEL:{v}" for v in range(VELOCITY_BINS)])
 
-    def notes_to_tokens(self, notes: list[Note]) -> list[str]:
-        """Notes -> events. Offs come before ons at the same time; a note-on of a sounding pitch ends it first."""
+    def notes_to_tokens(self, notes: list[Note], cuts: collections.Counter | None = None,
+                        max_tokens: int = MAX_EVENT_TOKENS) -> list[str]:
+        """Notes -> events. Offs come before ons at the same time; a note-on of a sounding pitch ends it first.
+
+        Silences over MAX_SILENCE are shortened and the tune is cut at `max_tokens` (</s> included); each
+        cut is counted in `cuts` when given."""
         actions = []  # (time step, order, pitch, velocity); order 0 = off, 1 = on
         for n in notes:
             start = quantize(n.start)
@@ -424,15 +465,28 @@ class EventTokenizer(_Vocabulary):
             actions.append((end, 0, n.pitch, 0))
         actions.sort(key=lambda a: (a[0], a[1], a[2]))
         tokens, now, velocity = [BOS], 0, None
+        limit = max_tokens - 1  # room for </s>
+        removed = 0  # steps of silence taken out so far: later events move earlier by this much
         sounding: dict[int, int] = {}
+        n_sounding = 0  # pitches sounding now
         for step, order, pitch, vel in actions:
+            if len(tokens) > limit:
+                break  # cut: the tokens past the limit are dropped below
+            step -= removed
+            if n_sounding == 0 and step - now > MAX_SILENCE:
+                removed += step - now - MAX_SILENCE
+                step = now + MAX_SILENCE
+                if cuts is not None:
+                    cuts[f"silences longer than {MAX_SILENCE // (4 * STEPS_PER_QUARTER)} bars shortened"] += 1
             if order == 0:
                 sounding[pitch] = sounding.get(pitch, 0) - 1
+                n_sounding -= sounding[pitch] == 0
                 if sounding[pitch] != 0:
                     continue  # an overlapping copy of this pitch is still due to end later
             else:
                 sounding[pitch] = sounding.get(pitch, 0) + 1
-            while step > now:
+                n_sounding += sounding[pitch] == 1
+            while step > now and len(tokens) <= limit:  # bounded: a note held for hours stops at the cap
                 shift = min(MAX_SHIFT, step - now)
                 tokens.append(f"SHIFT:{shift}")
                 now += shift
@@ -446,6 +500,10 @@ class EventTokenizer(_Vocabulary):
                 tokens.append(f"ON:{pitch}")
             else:
                 tokens.append(f"OFF:{pitch}")
+        if len(tokens) > limit:
+            tokens = tokens[:limit]
+            if cuts is not None:
+                cuts[f"tunes cut at {max_tokens} tokens"] += 1
         tokens.append(EOS)
         return tokens
 
@@ -494,9 +552,11 @@ class EventTokenizer(_Vocabulary):
 
     @classmethod
     def load(cls, path: Path) -> EventTokenizer:
-        saved = json.loads(Path(path).read_text(encoding="utf-8"))
-        if saved.get("steps_per_quarter") != STEPS_PER_QUARTER:
-            raise GenlabError(f"{path} uses another event grid; it comes from a different genlab version")
+        saved = read_tokenizer_json(path)
+        if saved.get("kind") != "events" or type(saved.get("steps_per_quarter")) is not int:
+            raise corrupt_tokenizer(path, 'no "kind": "events" with an integer "steps_per_quarter"')
+        if saved["steps_per_quarter"] != STEPS_PER_QUARTER:
+            raise TokenizerFileError(f"{path} uses another event grid; it comes from a different genlab version")
         return cls()
 
 
@@ -511,5 +571,5 @@ def load_music_tokenizer(kind: str, path: Path):
     if kind not in MUSIC_TOKENIZERS:
         raise GenlabError(f"unknown music tokenizer {kind!r} in {path}")
     if not Path(path).is_file():
-        raise GenlabError(f"{path} is missing; the run directory is incomplete")
+        raise TokenizerFileError(f"{path} is missing; the run directory is incomplete")
     return MUSIC_TOKENIZERS[kind].load(path)

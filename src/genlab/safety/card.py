@@ -9,12 +9,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from genlab.io import atomic_write_text, read_json
+from genlab.io import atomic_write_text, read_json, run_lock
 from genlab.modalities import modality_of_run
 
 
 def write_model_card(run_dir: Path) -> None:
+    """Write RUN/README.md under the run's lock. Called by train() at each checkpoint and by evaluate(), it
+    passes through the lock its caller holds in this thread; on its own, it is refused while another process
+    writes the run."""
     run_dir = Path(run_dir)
+    with run_lock(run_dir, purpose="card", hint="wait for it to finish; it writes the card itself"):
+        _write_card(run_dir)
+
+
+def _write_card(run_dir: Path) -> None:
     config = read_json(run_dir / "config.json")
     state = read_json(run_dir / "trainer_state.json") if (run_dir / "trainer_state.json").exists() else {}
     evals = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").exists() else {}

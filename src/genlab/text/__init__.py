@@ -25,12 +25,15 @@ class TextModality(Modality):
         return open_text(source, block_size=block_size, tokenizer=cfg.tokenizer, vocab_size=cfg.vocab_size,
                          val_fraction=cfg.val_fraction)
 
-    def sampler(self, run: LoadedRun):
-        from genlab.text.sample import TextModel
+    def load_preprocessing(self, run_dir: Path, config: dict):
         from genlab.text.tokenizer import load_tokenizer
 
-        tokenizer = load_tokenizer(run.config["tokenizer"]["kind"], Path(run.run_dir) / "tokenizer.json")
-        return TextModel(run, tokenizer)
+        return load_tokenizer(config["tokenizer"]["kind"], Path(run_dir) / "tokenizer.json")
+
+    def sampler(self, run: LoadedRun):
+        from genlab.text.sample import TextModel
+
+        return TextModel(run, run.preprocessing)
 
     def evaluate(self, sampler, data: str | None = None, **options) -> dict:
         from genlab.text.evaluate import evaluate_text

@@ -3,6 +3,7 @@ cut at stop strings, printed or written as .txt files with a JSON provenance sid
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import torch
 from genlab.errors import GenlabError
 from genlab.io import atomic_write_json, atomic_write_text
 from genlab.modalities import LoadedRun, Sampler
+from genlab.outputs import first_free_number, output_folder
 from genlab.sampling.decode import Decoders
 from genlab.sampling.logits import SamplingSettings
 from genlab.sampling.tokens import make_generator, sample_tokens
@@ -62,14 +64,17 @@ class TextModel(Sampler):
     """A trained text model, ready to sample: `m.generate(...)`, `m.stream(...)`, `m.write(...)`, `m.model`."""
 
     controls = {"prompt": "", "max_new_tokens": 256, "temperature": 0.8, "top_k": None, "top_p": None,
-                "repetition_penalty": 1.0, "stop": [], "seed": None, "num_samples": 1}
+                "repetition_penalty": 1.0, "stop": [], "seed": None, "num_samples": 1, "truncate_prompt": False}
 
     def __init__(self, run: LoadedRun, tokenizer):
         super().__init__(run)
         self.tokenizer = tokenizer
+        self._told_context = False
         self.decoder = Decoders(self.model, self.precision)  # the model tuned for decoding n sequences: decoder(n)
 
-    def encode_prompt(self, prompt: str) -> torch.Tensor:
+    def encode_prompt(self, prompt: str, truncate: bool = False) -> torch.Tensor:
+        """The prompt's token ids; one longer than the context is refused, or with `truncate` cut to its
+        last tokens (as nanoGPT crops its context)."""
         if prompt:
             ids = self.tokenizer.encode(prompt)
         else:  # no prompt: start from a newline, as nanoGPT does, or from token 0 if the model never saw one
@@ -77,9 +82,10 @@ class TextModel(Sampler):
         ids = torch.as_tensor(ids, dtype=torch.long, device=self.device)
         limit = self.model.max_context
         if limit is not None and len(ids) >= limit:
-            raise GenlabError(
-                f"the prompt is {len(ids)} tokens but this model's context is {limit}; shorten the prompt"
-            )
+            if not truncate:
+                raise GenlabError(f"the prompt is {len(ids)} tokens but this model's context is {limit}; shorten the "
+                                  f"prompt, or keep its last {limit - 1} tokens with --truncate-prompt")
+            ids = ids[-(limit - 1) :]
         return ids
 
     def _knows_newline(self) -> bool:
@@ -89,12 +95,19 @@ class TextModel(Sampler):
         except GenlabError:
             return False
 
-    def _pieces(self, prompt: str, incremental: bool, **controls) -> Iterator[tuple[int, str]]:
+    def _pieces(self, prompt: str, incremental: bool, truncate_prompt: bool = False,
+                **controls) -> Iterator[tuple[int, str]]:
         s = SamplingSettings(**controls)
         s.validate()
-        ids = self.encode_prompt(prompt)
+        ids = self.encode_prompt(prompt, truncate_prompt)
+        limit = self.model.max_context
+        if limit is not None and len(ids) + s.max_new_tokens > limit and not self._told_context:
+            self._told_context = True  # once per loaded model
+            print(f"genlab: note: this model sees only its last {limit} tokens; past that it samples on a sliding "
+                  "window", file=sys.stderr)
         generator, self.last_seed = make_generator(s.seed, self.device)
-        self.last_controls = {"prompt": prompt, **{k: v for k, v in controls.items() if v is not None}}
+        self.last_controls = {"prompt": prompt, **{k: v for k, v in controls.items() if v is not None},
+                              **({"truncate_prompt": True} if truncate_prompt else {})}
         steps = sample_tokens(self.decoder(s.num_samples), ids, s, generator)
         yield from TextSampler(self.tokenizer, s.stop).pieces(steps, s.num_samples, incremental)
 
@@ -128,24 +141,18 @@ class TextModel(Sampler):
 
     def write(self, texts: str | list[str], out_dir, stem: str = "sample") -> list[Path]:
         """Each sample (prompt and continuation) as STEM-SEED-NNN.txt, its provenance beside it as .json."""
-        out = _folder(out_dir)
+        out = output_folder(out_dir)
         prompt = self.last_controls.get("prompt", "")
+        prefix = f"{stem}-{self.last_seed}-"
+        first = first_free_number(out, prefix, start=1)  # samples already there are kept: numbers go on
         paths = []
         for i, text in enumerate([texts] if isinstance(texts, str) else texts):
-            base = out / f"{stem}-{self.last_seed}-{i + 1:03d}"
+            base = out / f"{prefix}{first + i:03d}"
             atomic_write_text(base.with_suffix(".txt"), prompt + text)
             atomic_write_json(base.with_suffix(".json"), self.provenance_source.record(
-                self.last_seed, self.last_controls, index=i + 1))
+                self.last_seed, self.last_controls, index=first + i))
             paths.append(base.with_suffix(".txt"))
         return paths
 
     def summary(self, texts, paths: list[Path], out_dir) -> str:
         return f"wrote {len(paths)} samples to {out_dir}/ (each with its provenance in a .json beside it)"
-
-
-def _folder(out_dir) -> Path:
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise GenlabError(f"{out} is a file; give a folder for the samples")
-    out.mkdir(parents=True, exist_ok=True)
-    return out

@@ -1,7 +1,9 @@
 """Tokenizers: character level, and byte-level BPE trained with Hugging Face `tokenizers`.
 
 Both turn text into a 1-D array of ids and back, exactly. A tokenizer is saved with the model
-(`tokenizer.json`) so that sampling decodes with the very vocabulary the model was trained on.
+(`tokenizer.json`) so that sampling decodes with the very vocabulary the model was trained on. A
+missing, truncated or corrupt tokenizer.json is a TokenizerFileError: one line naming the file and
+what to do (a token cache catches it and rebuilds itself).
 """
 
 from __future__ import annotations
@@ -13,6 +15,32 @@ import numpy as np
 
 from genlab.errors import GenlabError
 from genlab.io import atomic_write_text
+
+
+class TokenizerFileError(GenlabError):
+    """A tokenizer file that is missing, unreadable, truncated or corrupt."""
+
+
+def corrupt_tokenizer(path: str | Path, what: str) -> TokenizerFileError:
+    return TokenizerFileError(f"{path} is truncated or corrupt ({what}); restore it from a copy of the run, "
+                              "or train the run again")
+
+
+def read_tokenizer_json(path: str | Path) -> dict:
+    """A tokenizer file's JSON object; any way it cannot be read is a one-line TokenizerFileError."""
+    try:
+        saved = json.loads(Path(path).read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise TokenizerFileError(f"{path} is missing; the run directory is incomplete") from None
+    except OSError as e:
+        raise TokenizerFileError(f"cannot read {path} ({e.strerror}); check its permissions") from None
+    except UnicodeDecodeError:
+        raise corrupt_tokenizer(path, "not UTF-8 text") from None
+    except json.JSONDecodeError as e:
+        raise corrupt_tokenizer(path, f"not valid JSON: {e.msg} at line {e.lineno}") from None
+    if not isinstance(saved, dict):
+        raise corrupt_tokenizer(path, "not a JSON object")
+    return saved
 
 
 class CharTokenizer:
@@ -53,7 +81,11 @@ class CharTokenizer:
 
     @classmethod
     def load(cls, path: Path) -> CharTokenizer:
-        return cls(json.loads(Path(path).read_text(encoding="utf-8"))["chars"])
+        chars = read_tokenizer_json(path).get("chars")
+        # encode() looks characters up by binary search: they must be distinct and sorted, as train() makes them
+        if not isinstance(chars, str) or not chars or list(chars) != sorted(set(chars)):
+            raise corrupt_tokenizer(path, 'no sorted "chars" string')
+        return cls(chars)
 
 
 class BPETokenizer:
@@ -101,7 +133,15 @@ class BPETokenizer:
     def load(cls, path: Path) -> BPETokenizer:
         from tokenizers import Tokenizer
 
-        return cls(Tokenizer.from_file(str(path)))
+        if not Path(path).is_file():
+            raise TokenizerFileError(f"{path} is missing; the run directory is incomplete")
+        try:
+            tok = Tokenizer.from_file(str(path))
+        except Exception as e:  # `tokenizers` raises a plain Exception for any file it cannot read
+            raise corrupt_tokenizer(path, str(e).splitlines()[0][:120] if str(e) else type(e).__name__) from None
+        if tok.get_vocab_size() < 257:  # byte-level BPE always holds the 256 bytes (and we ask for 257 or more)
+            raise corrupt_tokenizer(path, f"a vocabulary of {tok.get_vocab_size()} tokens, too few for byte-level BPE")
+        return cls(tok)
 
 
 def _chunks(text: str, size: int = 1 << 16):
@@ -129,5 +169,5 @@ def load_tokenizer(kind: str, path: Path):
     if kind not in TOKENIZERS:
         raise GenlabError(f"unknown tokenizer {kind!r} in {path}; the run directory may come from a newer genlab")
     if not Path(path).is_file():
-        raise GenlabError(f"{path} is missing; the run directory is incomplete")
+        raise TokenizerFileError(f"{path} is missing; the run directory is incomplete")
     return TOKENIZERS[kind].load(path)

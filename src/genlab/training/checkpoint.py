@@ -15,15 +15,15 @@ moments and RNG states are tensors in safetensors and everything else is JSON: n
 from __future__ import annotations
 
 import os
+import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from genlab.errors import GenlabError
-from genlab.io import atomic_write_json, fsync_dir, load_tensors, read_json, save_tensors
+from genlab.io import atomic_write_json, fsync_dir, load_tensors, make_temp_dir, read_json, save_tensors
 
 
 def model_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -107,7 +107,7 @@ def save_checkpoint(run_dir: Path, step: int, model, optimizers: dict, state: di
     ckpt_root = run_dir / "checkpoints"
     ckpt_root.mkdir(parents=True, exist_ok=True)
     name = f"checkpoint-{step}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=ckpt_root))
+    tmp = make_temp_dir(ckpt_root, name)  # mode 0777 less the umask, like every folder the user makes
     try:
         save_tensors(tmp / "model.safetensors", model_tensors(model))
         tensors: dict[str, torch.Tensor] = {}
@@ -140,11 +140,28 @@ def save_checkpoint(run_dir: Path, step: int, model, optimizers: dict, state: di
     return name
 
 
+CHECKPOINT_NAME = re.compile(r"checkpoint-[0-9]+")  # what save_checkpoint names: a plain name, never a path
+
+
 def read_trainer_state(run_dir: Path) -> dict:
+    """trainer_state.json, checked: its checkpoint names are joined into paths by every reader, so a name such
+    as ../../elsewhere (an edited or foreign file) must never leave the run folder."""
     path = Path(run_dir) / "trainer_state.json"
     if not path.is_file():
         raise GenlabError(f"{run_dir} has no trainer_state.json: it never reached a checkpoint; start it anew")
-    return read_json(path)
+    state = read_json(path)
+    if not isinstance(state, dict):
+        raise GenlabError(f"{path} is not a trainer state (a JSON object); restore it, or start the run anew")
+    for key in ("last_checkpoint", "best_checkpoint"):
+        value = state.get(key)
+        if key == "best_checkpoint" and value is None:
+            continue  # not evaluated yet
+        if not isinstance(value, str) or not CHECKPOINT_NAME.fullmatch(value):
+            raise GenlabError(
+                f"{path}: {key} is {repr(value)[:80]}, not the name of a checkpoint (such as checkpoint-12) in "
+                f"{Path(run_dir) / 'checkpoints'}; restore the file, or start the run anew"
+            )
+    return state
 
 
 def load_checkpoint(run_dir: Path, model, optimizers: dict) -> dict:

@@ -7,7 +7,14 @@ settings in the same flat namespace and are routed to the family's config.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
+import numbers
+import re
 import tomllib
+import types
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +54,11 @@ class TrainConfig:
     model: dict[str, Any] = field(default_factory=dict)  # family settings: n_layer, n_head, n_embd, ...
 
     def validate(self) -> None:
+        # a TrainConfig built in Python skips the file and flag parsers: check the types first, so that the
+        # comparisons below never meet a string
+        own = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "model"}
+        for name, value in check_types(TrainConfig, own).items():
+            setattr(self, name, value)
         positive = ["batch_size", "max_steps", "eval_interval", "eval_batches", "log_interval"]
         for name in positive:
             if getattr(self, name) <= 0:
@@ -78,39 +90,198 @@ class TrainConfig:
 TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)} - {"model"}
 
 
+def check_types(cls: type, values: Mapping[str, Any], where: str = "") -> dict[str, Any]:
+    """`values` checked against the annotations of the dataclass `cls`, by key; keys it lacks pass through.
+
+    A value of the wrong type is one line that names the key, the type wanted, `where` it was found and the
+    default. Integers are widened to float where a float is wanted, nothing else is converted: `max_steps:
+    1.5` or `n_layer = "four"` is refused, not rounded or parsed.
+    """
+    hints = _field_types(cls)
+    checked = {}
+    for key, value in values.items():
+        if key not in hints:
+            checked[key] = value
+            continue
+        fits, converted = _fit(hints[key], value)
+        if not fits:
+            default = _default_of(cls, key)
+            shown = f" (default {json.dumps(default)})" if default is not None else ""
+            raise GenlabError(f"{key} must be {_describe(hints[key])}, got {value!r}{where}{shown}")
+        checked[key] = converted
+    return checked
+
+
+@functools.cache
+def _field_types(cls: type) -> dict[str, Any]:
+    """Field name -> type of a dataclass (get_type_hints resolves `from __future__ import annotations`)."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}  # fields only: no ClassVar
+
+
+def _default_of(cls: type, key: str) -> Any:
+    for f in dataclasses.fields(cls):
+        if f.name == key and f.default is not dataclasses.MISSING:
+            return f.default
+    return None
+
+
+def _fit(hint: Any, value: Any) -> tuple[bool, Any]:
+    """Whether `value` has the type `hint`, and the value as the config keeps it."""
+    if hint is Any:
+        return True, value
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(hint):
+            fits, converted = _fit(arg, value)
+            if fits:
+                return True, converted
+        return False, value
+    if hint is type(None):
+        return value is None, value
+    if hint is bool:
+        return isinstance(value, bool), value
+    if hint is int:  # bool is an int to Python, but `n_layer = true` is a mistake
+        fits = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        return fits, int(value) if fits else value
+    if hint is float:
+        fits = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        return fits, float(value) if fits else value
+    origin = typing.get_origin(hint) or hint
+    return (isinstance(value, origin) if isinstance(origin, type) else True), value
+
+
+def _describe(hint: Any) -> str:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        wanted = " or ".join(_describe(a) for a in args if a is not type(None))
+        return wanted + (" (or null, for the default)" if type(None) in args else "")
+    names = {int: "an integer", float: "a number", bool: "true or false", str: "a string", dict: "a table"}
+    origin = typing.get_origin(hint) or hint
+    return names.get(origin, getattr(origin, "__name__", str(hint)))
+
+
+@functools.cache
+def _yaml_loader() -> type:
+    """PyYAML's safe loader, reading `1e-3` as the number YAML 1.2 says it is (YAML 1.1 wants `1.0e-3`)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    exponent = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", exponent, list("-+0123456789."))
+    return Loader
+
+
 def read_config_file(path: str) -> dict[str, Any]:
-    """Read a TOML or YAML file of settings into a flat dict ([model] tables are flattened)."""
+    """Read a TOML or YAML file of settings into a flat dict ([model] tables are flattened).
+
+    Every mistake in the file is one line naming the file: its syntax, its shape, and any value of the
+    wrong type for a setting of that name."""
     p = Path(path)
     if not p.is_file():
         raise GenlabError(f"config file {path} does not exist")
-    text = p.read_text(encoding="utf-8")
+    suffix = p.suffix.lower()
+    if suffix not in (".toml", ".yaml", ".yml"):
+        raise GenlabError(f"config file {path} must end in .toml, .yaml or .yml")
     try:
-        if p.suffix.lower() == ".toml":
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise GenlabError(
+            f"config file {path} is not UTF-8 text (bad byte at offset {e.start}); save it as UTF-8"
+        ) from None
+    if suffix == ".toml":
+        try:
             values = tomllib.loads(text)
-        elif p.suffix.lower() in (".yaml", ".yml"):
-            import yaml
+        except tomllib.TOMLDecodeError as e:
+            raise GenlabError(f"config file {path} is not valid: {str(e).splitlines()[0]}") from None
+    else:
+        import yaml
 
-            values = yaml.safe_load(text) or {}
-        else:
-            raise GenlabError(f"config file {path} must end in .toml, .yaml or .yml")
-    except (tomllib.TOMLDecodeError, ValueError) as e:
-        raise GenlabError(f"config file {path} is not valid: {str(e).splitlines()[0]}") from None
+        try:
+            values = yaml.load(text, Loader=_yaml_loader()) or {}  # a SafeLoader: no Python objects
+        except yaml.YAMLError as e:
+            raise GenlabError(f"config file {path} is not valid: {_yaml_problem(e)}; fix the file there") from None
     if not isinstance(values, dict):
         raise GenlabError(f"config file {path} must hold a table of settings")
+    model = values.get("model") or {}
+    if not isinstance(model, dict):
+        raise GenlabError(f"config file {path}: model must be a table of model settings ([model] in TOML, "
+                          f"model: with indented settings in YAML), got {model!r}")
+    names = [k for k in (*values, *model) if not isinstance(k, str)]
+    if names:
+        raise GenlabError(f"config file {path}: setting names must be words, got {names[0]!r}")
     flat = {k.replace("-", "_"): v for k, v in values.items() if k != "model"}
-    for k, v in (values.get("model") or {}).items():
+    for k, v in model.items():
         flat[k.replace("-", "_")] = v
-    return flat
+    return _check_file_values(flat, path)
+
+
+def _yaml_problem(e: Exception) -> str:
+    """A YAML error in one line: the problem and where (PyYAML's own message spans several lines)."""
+    problem = getattr(e, "problem", None) or getattr(e, "context", None) or str(e).splitlines()[0]
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else problem
+
+
+def _check_file_values(flat: dict[str, Any], path: str) -> dict[str, Any]:
+    """The file's values with their types checked, so that a mistake names the file it is in. A model
+    setting is checked against every family that has one of that name (the family may come from a flag)."""
+    from genlab.families import FAMILIES
+
+    where = f" in config file {path}"
+    family = flat.get("family", TrainConfig.family)
+    named = FAMILIES.get(family) if isinstance(family, str) else None  # the file's family speaks first
+    families = [f for f in (named, *FAMILIES.values()) if f is not None]
+    checked = {}
+    for key, value in flat.items():
+        if key in TRAIN_KEYS:
+            checked[key] = check_types(TrainConfig, {key: value}, where)[key]
+            continue
+        classes = [f.config_class for f in families if key in _field_types(f.config_class)]
+        checked[key] = value
+        errors = []
+        for cls in classes:
+            try:
+                checked[key] = check_types(cls, {key: value}, where)[key]
+                break
+            except GenlabError as e:
+                errors.append(e)
+        else:
+            if errors:
+                raise errors[0]
+    return checked
 
 
 def make_train_config(values: dict[str, Any], model_keys: set[str]) -> TrainConfig:
-    """Split a flat dict into training and model settings, refusing keys neither knows."""
+    """Split a flat dict into training and model settings, refusing keys neither knows, and checking the
+    type of each value against its field (the family's config for model settings)."""
+    from genlab.families import get_family
+
     unknown = sorted(k for k in values if k not in TRAIN_KEYS and k not in model_keys)
     if unknown:
         raise GenlabError(
             f"unknown setting(s): {', '.join(unknown)}; training settings are {', '.join(sorted(TRAIN_KEYS))} "
             f"and model settings are {', '.join(sorted(model_keys))}"
         )
-    train = {k: v for k, v in values.items() if k in TRAIN_KEYS}
+    train = check_types(TrainConfig, {k: v for k, v in values.items() if k in TRAIN_KEYS})
     model = {k: v for k, v in values.items() if k in model_keys and k not in TRAIN_KEYS}
+    model = check_types(get_family(train.get("family", TrainConfig.family)).config_class, model)
     return TrainConfig(**train, model=model)
+
+
+def saved_train_config(values: Any, path: Path, written_by: str | None = None) -> TrainConfig:
+    """The training settings saved in a run's config.json ("train"), checked as a config file is: an unknown
+    key (from another genlab version, or an edit) or a value of the wrong type is one line naming the file."""
+    if not isinstance(values, dict) or not isinstance(values.get("model", {}), dict):
+        raise GenlabError(f"{path} has no table of training settings under \"train\"; restore the file from a "
+                          "copy, or start a new run")
+    unknown = sorted(k for k in values if k not in TRAIN_KEYS and k != "model")
+    if unknown:
+        by = f" (written by genlab {written_by})" if written_by else ""
+        raise GenlabError(
+            f"{path}{by} holds unknown training setting(s) {', '.join(map(str, unknown))} under \"train\"; "
+            "resume with the genlab version that wrote it, or remove those keys from the file"
+        )
+    train = check_types(TrainConfig, {k: v for k, v in values.items() if k != "model"}, f" in {path}")
+    return TrainConfig(**train, model=dict(values.get("model", {})))

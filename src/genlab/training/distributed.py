@@ -18,6 +18,7 @@ import torch
 import torch.distributed as dist
 
 from genlab.errors import GenlabError
+from genlab.runtime import env_int
 
 
 @dataclass
@@ -100,7 +101,8 @@ def init_distributed(device_name: str) -> Distributed:
         torch.cuda.set_device(local_rank)
     if not dist.is_initialized():
         # a peer that dies makes collectives fail after this long instead of hanging forever
-        timeout = timedelta(minutes=int(os.environ.get("GENLAB_DIST_TIMEOUT_MIN", "10")))
+        minutes = env_int("GENLAB_DIST_TIMEOUT_MIN", 10, "minutes to wait for a peer process", 10)
+        timeout = timedelta(minutes=minutes)
         dist.init_process_group(backend, store=_store(rank, world, timeout), rank=rank, world_size=world,
                                 timeout=timeout)
     return Distributed(rank=rank, world_size=world, local_rank=local_rank, backend=backend)

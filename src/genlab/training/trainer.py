@@ -16,6 +16,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,9 @@ import torch
 
 from genlab.errors import GenlabError
 from genlab.families import get_family
-from genlab.io import atomic_write_json, atomic_write_text, read_json
+from genlab.io import atomic_write_json, atomic_write_text, read_json, run_lock
 from genlab.modalities import modality_for_training
+from genlab.preflight import TRAIN_COPIES, check_memory, meta_model
 from genlab.runtime import pick_device, setup_threads
 from genlab.training.checkpoint import (
     load_checkpoint,
@@ -34,7 +36,7 @@ from genlab.training.checkpoint import (
     save_checkpoint,
     set_rng_states,
 )
-from genlab.training.config import TrainConfig
+from genlab.training.config import TrainConfig, check_types, saved_train_config
 from genlab.training.distributed import Distributed, init_distributed, rank_seed, restart_count
 from genlab.training.precision import StepContext, autocast_context, measure_precision, pick_precision
 
@@ -90,37 +92,44 @@ def train(cfg: TrainConfig | None = None, *, resume: str | os.PathLike | None = 
     """Train a model (or continue one) and return its run directory. Under torchrun, every rank calls this.
     `on_checkpoint(run_dir)` runs in the main process after every checkpoint (the API writes the model card)."""
     setup_threads()
-    if resume is None and cfg is not None and restart_count() > 0:
-        # torchrun --max-restarts started this worker again after a failure: carry on from the last checkpoint
-        candidate = Path(cfg.out) if cfg.out else default_run_dir(cfg)
-        if (candidate / "trainer_state.json").exists():
-            resume = candidate
-    if resume is not None:
-        run_dir = Path(resume)
-        cfg, model_config_dict, saved_world = _resume_config(run_dir, overrides or {})
-    else:
+    if resume is None:
         assert cfg is not None
+        cfg.validate()  # before the folder is made: a bad setting leaves nothing behind
         run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
-        if (run_dir / "trainer_state.json").exists():
-            raise GenlabError(
-                f"{run_dir} already holds a run; continue it with --resume {run_dir}, or choose another --out"
-            )
-        model_config_dict, saved_world = None, None
-    cfg.validate()
-    family = get_family(cfg.family)
-    dist = init_distributed(cfg.device)
-    try:
-        session = _set_up(cfg, family, dist, run_dir, resume is not None, model_config_dict, saved_world, quiet)
-        session.on_checkpoint = on_checkpoint
-        if session.start < cfg.max_steps:
-            _loop(session)
+        hint = "wait for it to finish, or choose another --out"
+    else:
+        run_dir = Path(resume)
+        hint = "wait for it to finish: one run trains in one process (or one torchrun job) at a time"
+    # The process that writes the folder holds RUN/.lock from before it looks at the folder until the run ends;
+    # under torchrun that is rank 0 alone (the process group does not exist yet: torchrun's environment says).
+    # The card writer that on_checkpoint calls runs in this thread and passes through the same lock.
+    writer = int(os.environ.get("WORLD_SIZE", "1")) <= 1 or os.environ.get("RANK", "0") == "0"
+    with run_lock(run_dir, purpose="train", hint=hint, create=resume is None) if writer else nullcontext():
+        if resume is None and restart_count() > 0 and (run_dir / "trainer_state.json").exists():
+            resume = run_dir  # torchrun --max-restarts started this worker again: carry on from the last checkpoint
+        if resume is not None:
+            cfg, model_config_dict, saved_world = _resume_config(run_dir, overrides or {})
+            cfg.validate()
         else:
-            session.say(f"genlab: {run_dir} already reached step {session.start} of --max-steps {cfg.max_steps}; "
-                        "nothing to do")
-    except BaseException:
-        dist.close(finished=False)
-        raise
-    dist.close()
+            if (run_dir / "trainer_state.json").exists():
+                raise GenlabError(
+                    f"{run_dir} already holds a run; continue it with --resume {run_dir}, or choose another --out"
+                )
+            model_config_dict, saved_world = None, None
+        family = get_family(cfg.family)
+        dist = init_distributed(cfg.device)
+        try:
+            session = _set_up(cfg, family, dist, run_dir, resume is not None, model_config_dict, saved_world, quiet)
+            session.on_checkpoint = on_checkpoint
+            if session.start < cfg.max_steps:
+                _loop(session)
+            else:
+                session.say(f"genlab: {run_dir} already reached step {session.start} of --max-steps "
+                            f"{cfg.max_steps}; nothing to do")
+        except BaseException:
+            dist.close(finished=False)
+            raise
+        dist.close()
     return run_dir
 
 
@@ -168,6 +177,7 @@ def _set_up(cfg: TrainConfig, family, dist: Distributed, run_dir: Path, resuming
         model_config = family.saved_config(model_config_dict)
         if any(getattr(model_config, k) != v for k, v in data.model_settings().items()):
             raise GenlabError(f"the data of {run_dir} changed since training began; resume needs the same data")
+    check_memory(meta_model(family, model_config), device, TRAIN_COPIES, "training")  # before allocating it
     model = family.build(model_config).to(device)
     if dist.enabled:
         torch.manual_seed(rank_seed(cfg.seed, dist.rank))  # each rank its own dropout and noise
@@ -343,12 +353,26 @@ def _metrics_logger(f):
 
 
 def _resume_config(run_dir: Path, overrides: dict) -> tuple[TrainConfig, dict, int]:
-    """The settings a run was started with; only how long it runs may change on resume."""
-    if not (run_dir / "config.json").is_file():
+    """The settings a run was started with; only how long it runs may change on resume.
+
+    config.json is checked as a config file is: a key this genlab does not know, a value of the wrong type or
+    a missing table is one line naming the file, never a TypeError."""
+
+    config_path = run_dir / "config.json"
+    if not config_path.is_file():
         raise GenlabError(f"{run_dir} is not a genlab run directory (no config.json); check the path")
     read_trainer_state(run_dir)
-    saved = read_json(run_dir / "config.json")
-    cfg = TrainConfig(**saved["train"])
+    saved = read_json(config_path)
+    if not isinstance(saved, dict) or not isinstance(saved.get("model"), dict):
+        raise GenlabError(f"{config_path} has no table of model settings under \"model\"; restore the file from "
+                          "a copy, or start a new run")
+    cfg = saved_train_config(saved.get("train"), config_path, saved.get("genlab_version"))
+    try:
+        family = get_family(cfg.family)
+        cfg.model = check_types(family.config_class, cfg.model)
+        family.saved_config(saved["model"])  # refuses unknown keys and wrong types before any data is read
+    except GenlabError as e:
+        raise GenlabError(f"{config_path}: {e}") from None
     allowed = {"max_steps", "max_minutes", "eval_interval", "log_interval", "device"}
     for key, value in overrides.items():
         if key == "precision" and value == "auto":
@@ -365,7 +389,8 @@ def _resume_config(run_dir: Path, overrides: dict) -> tuple[TrainConfig, dict, i
             )
         if key in allowed:
             setattr(cfg, key, value)
-    return cfg, saved["model"], saved.get("distributed", {}).get("world_size", 1)
+    distributed = saved.get("distributed")
+    return cfg, saved["model"], distributed.get("world_size", 1) if isinstance(distributed, dict) else 1
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
