@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import collections
-import json
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cache_breaks import put_id, rewrite, truncate
 
 from genlab.errors import GenlabError
 from genlab.music.convert import midi_to_notes, notes_to_midi
@@ -56,29 +56,17 @@ def _only_folder(cache: Path) -> Path:
     return folder
 
 
-def _rewrite(path: Path, data: bytes) -> None:
-    path.unlink()  # a new file: a memory map of the old one stays valid
-    path.write_bytes(data)
-
-
-def _truncate(path: Path) -> None:
-    _rewrite(path, path.read_bytes()[: path.stat().st_size // 2])
-
-
 def _id_beyond_vocabulary(folder: Path) -> None:
-    meta = json.loads((folder / "meta.json").read_text())
-    ids = np.fromfile(folder / "tokens.bin", dtype=meta["dtype"])
-    ids[5] = 1000
-    _rewrite(folder / "tokens.bin", ids.tobytes())
+    put_id(folder, 5, 1000)
 
 
 BREAKS = {
-    "truncated tokens.bin": (lambda f: _truncate(f / "tokens.bin"), "tokens.bin has"),
-    "truncated starts.npy": (lambda f: _truncate(f / "starts.npy"), "starts.npy"),
-    "empty meta.json": (lambda f: _rewrite(f / "meta.json", b""), "meta.json is empty or not valid JSON"),
+    "truncated tokens.bin": (lambda f: truncate(f / "tokens.bin"), "tokens.bin has"),
+    "truncated starts.npy": (lambda f: truncate(f / "starts.npy"), "starts.npy"),
+    "empty meta.json": (lambda f: rewrite(f / "meta.json", b""), "meta.json is empty or not valid JSON"),
     "no meta.json": (lambda f: (f / "meta.json").unlink(), "no meta.json"),
     "id beyond the vocabulary": (_id_beyond_vocabulary, "holds id 1000"),
-    "truncated tokenizer.json": (lambda f: _truncate(f / "tokenizer.json"), "tokenizer.json"),
+    "truncated tokenizer.json": (lambda f: truncate(f / "tokenizer.json"), "tokenizer.json"),
 }
 
 

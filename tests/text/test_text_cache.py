@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cache_breaks import put_id, rewrite, truncate
 
 from genlab.errors import GenlabError
 from genlab.text import data as text_data
@@ -35,35 +36,22 @@ def _only_folder(cache: Path) -> Path:
     return folder
 
 
-def _rewrite(path: Path, data: bytes) -> None:
-    # a new file, never an in-place truncation: a memory map of the old one must stay valid
-    path.unlink()
-    path.write_bytes(data)
-
-
-def _truncate(path: Path) -> None:
-    _rewrite(path, path.read_bytes()[: path.stat().st_size // 2])
-
-
 def _id_beyond_vocabulary(folder: Path) -> None:
-    meta = json.loads((folder / "meta.json").read_text())
-    ids = np.fromfile(folder / "tokens.bin", dtype=meta["dtype"])
-    ids[3] = 60_000
-    _rewrite(folder / "tokens.bin", ids.tobytes())
+    put_id(folder, 3, 60_000)
 
 
 def _n_tokens_as_text(folder: Path) -> None:
     meta = json.loads((folder / "meta.json").read_text())
     meta["n_tokens"] = str(meta["n_tokens"])
-    _rewrite(folder / "meta.json", json.dumps(meta).encode())
+    rewrite(folder / "meta.json", json.dumps(meta).encode())
 
 
 BREAKS = {
-    "truncated tokens.bin": (lambda f: _truncate(f / "tokens.bin"), "tokens.bin has"),
-    "empty meta.json": (lambda f: _rewrite(f / "meta.json", b""), "meta.json is empty or not valid JSON"),
+    "truncated tokens.bin": (lambda f: truncate(f / "tokens.bin"), "tokens.bin has"),
+    "empty meta.json": (lambda f: rewrite(f / "meta.json", b""), "meta.json is empty or not valid JSON"),
     "no meta.json": (lambda f: (f / "meta.json").unlink(), "no meta.json"),
     "id beyond the vocabulary": (_id_beyond_vocabulary, "holds id 60000"),
-    "truncated tokenizer.json": (lambda f: _truncate(f / "tokenizer.json"), "tokenizer.json"),
+    "truncated tokenizer.json": (lambda f: truncate(f / "tokenizer.json"), "tokenizer.json"),
     "n_tokens of the wrong type": (_n_tokens_as_text, "no int 'n_tokens'"),
 }
 
