@@ -15,3 +15,11 @@ def small_corpus(tmp_path_factory):
     path = tmp_path_factory.mktemp("corpus") / "docs.txt"
     path.write_text(read_text_source("text:pydocs")[:60_000], encoding="utf-8")
     return path
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A token cache of this test's own (GENLAB_CACHE), empty at first."""
+    root = tmp_path / "cache"
+    monkeypatch.setenv("GENLAB_CACHE", str(root))
+    return root

@@ -37,13 +37,6 @@ SHORTENED = f"silences longer than {MAX_SILENCE // (4 * STEPS_PER_QUARTER)} bars
 
 
 @pytest.fixture
-def cache(tmp_path, monkeypatch) -> Path:
-    root = tmp_path / "cache"
-    monkeypatch.setenv("GENLAB_CACHE", str(root))
-    return root
-
-
-@pytest.fixture
 def abc_folder(tmp_path) -> Path:
     folder = tmp_path / "tunes"
     folder.mkdir()

@@ -18,13 +18,6 @@ TEXT = "It was the best of times, it was the worst of times; it was the age of w
 
 
 @pytest.fixture
-def cache(tmp_path, monkeypatch) -> Path:
-    root = tmp_path / "cache"
-    monkeypatch.setenv("GENLAB_CACHE", str(root))
-    return root
-
-
-@pytest.fixture
 def corpus(tmp_path) -> Path:
     path = tmp_path / "corpus.txt"
     path.write_text(TEXT, encoding="utf-8")
