@@ -103,8 +103,8 @@ def atomic_directory(folder: Path) -> Iterator[Path]:
     except OSError as e:
         raise GenlabError(f"cannot write into {folder.parent} ({_reason(e)}); {hint}") from None
     try:
-        yield tmp
         try:
+            yield tmp  # the caller's writes into tmp fail here too (disk full mid-write)
             _fsync_tree(tmp)
         except OSError as e:
             raise GenlabError(f"cannot write {folder} ({_reason(e)}); {hint}") from None

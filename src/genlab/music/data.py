@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from genlab.errors import GenlabError
-from genlab.io import cache_root
+from genlab.io import atomic_directory, cache_root
 from genlab.music.tokenizers import (
     MAX_ABC_TOKENS,
     AbcError,
@@ -54,7 +54,6 @@ from genlab.text.data import (
     cache_dtype,
     cache_tokenizer,
     cached,
-    publish_cache,
     read_cache_meta,
     read_cache_tokens,
     windows_at,
@@ -337,7 +336,7 @@ def _build_cache(source: str, files: list[Path], kind: str, folder: Path) -> Non
     ids = [tok.ids(tunes[i]) for i in order]
     starts = np.concatenate([[0], np.cumsum([len(x) for x in ids])]).astype(np.int64)
     dtype = np.uint16 if tok.vocab_size <= 65536 else np.uint32
-    with publish_cache(folder) as tmp:
+    with atomic_directory(folder) as tmp:
         np.concatenate(ids).astype(dtype).tofile(tmp / "tokens.bin")
         np.save(tmp / "starts.npy", starts, allow_pickle=False)
         tok.save(tmp / "tokenizer.json")

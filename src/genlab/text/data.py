@@ -21,8 +21,7 @@ import shutil
 import sys
 import sysconfig
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -167,17 +166,6 @@ def cached(folder: Path, build: Callable[[Path], None], read: Callable[[Path], T
                           "(is the cache folder read-only, or the disk full?)") from None
 
 
-@contextmanager
-def publish_cache(folder: Path) -> Iterator[Path]:
-    """atomic_directory for a cache, with a failed write (disk full, permissions) as one line."""
-    try:
-        with atomic_directory(folder) as tmp:
-            yield tmp
-    except OSError as e:
-        raise GenlabError(f"cannot write the token cache {folder} ({e.strerror or e}); free some space, or point "
-                          "GENLAB_CACHE at another folder") from None
-
-
 def _discard(folder: Path) -> None:
     """Remove a cache folder: renamed aside first, so no reader ever sees it half deleted."""
     trash = folder.with_name(f".{folder.name}.broken-{os.getpid()}-{uuid.uuid4().hex[:8]}")
@@ -265,7 +253,7 @@ def prepare_text(
         tok = train_tokenizer(tokenizer, text, vocab_size)
         ids = tok.encode(text)
         dtype = np.uint16 if tok.vocab_size <= 65536 else np.uint32
-        with publish_cache(folder) as tmp:
+        with atomic_directory(folder) as tmp:
             ids.astype(dtype).tofile(tmp / "tokens.bin")
             tok.save(tmp / "tokenizer.json")
             (tmp / "meta.json").write_text(json.dumps({
