@@ -86,7 +86,7 @@ def train_family(family: str, source: str, size: int, minutes: float, root: Path
 
 def measure(m, data, classifier, num_samples: int, **controls) -> dict:
     t0 = time.perf_counter()
-    x = m.generate(num_samples=num_samples, seed=0, **controls)
+    x = m.generate(num_samples=num_samples, seed=0, output_type="pt", **controls)  # a tensor, for the metrics
     seconds = time.perf_counter() - t0
     metrics = image_metrics(x, m.last_labels, data, classifier)
     metrics.pop("label_accuracy_per_class", None)
@@ -127,8 +127,8 @@ def bench_dataset(source: str, size: int, minutes: float, root: Path, num_sample
 
 
 def table(title: str, res: dict) -> str:
-    cols = ["train_precision", "train_seconds", "steps", "train_img_per_s", "samples_per_s", "frechet_distance", "kid",
-            "precision", "recall", "label_accuracy", "nearest_train_distance"]
+    cols = ["train_precision", "train_seconds", "steps", "train_img_per_s", "samples_per_s", "frechet_distance",
+            "kid_x1000", "precision", "recall", "label_accuracy", "nearest_train_distance"]
     lines = [title, f"{'family':<10}" + "".join(f"{c[:16]:>18}" for c in cols)]
     for family in FAMILIES:
         r = res[family]
@@ -189,7 +189,7 @@ def main() -> None:
     }
     for fam in FAMILIES:
         r = digits[fam]
-        for key, name in (("frechet_distance", "fd"), ("kid", "kid"), ("precision", "precision"),
+        for key, name in (("frechet_distance", "fd"), ("kid_x1000", "kid_x1000"), ("precision", "precision"),
                           ("recall", "recall"), ("train_seconds", "train_seconds"), ("steps", "steps"),
                           ("train_img_per_s", "train_img_per_s"), ("samples_per_s", "samples_per_s"),
                           ("label_accuracy", "label_accuracy"), ("nearest_train_distance", "nearest_train"),
@@ -197,7 +197,7 @@ def main() -> None:
             figures[f"{fam}_{name}"] = r.get(key)
     if mnist:
         for fam in FAMILIES:
-            for key, name in (("frechet_distance", "fd"), ("kid", "kid"), ("precision", "precision"),
+            for key, name in (("frechet_distance", "fd"), ("kid_x1000", "kid_x1000"), ("precision", "precision"),
                               ("recall", "recall"), ("label_accuracy", "label_accuracy")):
                 figures[f"mnist_{fam}_{name}"] = mnist[fam].get(key)
     bars = {

@@ -64,7 +64,10 @@ def bench_family(family: str, minutes: float, workdir: Path, samples: int, distr
     metrics = evaluate_music(m, num_samples=samples, distribution_samples=distribution_samples, temperature=1.0,
                              seed=seed)
     n_params = read_json(run / "config.json")["n_params"]
-    return {"family": family, "params": n_params, "steps": trained_steps, "ms_per_step": round(ms, 1), **metrics}
+    # the bar's ratio: sampled tunes that parse against held-out real ones (evaluate_music gives both rates)
+    parse_ratio = round(metrics["parse_rate"] / metrics["real_parse_rate"], 4) if metrics["real_parse_rate"] else None
+    return {"family": family, "params": n_params, "steps": trained_steps, "ms_per_step": round(ms, 1), **metrics,
+            "parse_ratio": parse_ratio}
 
 
 def main() -> None:
@@ -92,7 +95,7 @@ def main() -> None:
             "bars_per_tune", "longest_copied_notes", "copied_8gram_share"]
     print(f"{'':32}" + "".join(f"{f:>12}" for f in results))
     for c in cols:
-        print(f"{c:32}" + "".join(f"{results[f][c]:>12}" for f in results))
+        print(f"{c:32}" + "".join(f"{str(results[f][c]):>12}" for f in results))
     best = min(results.values(), key=lambda r: r["val_loss"])
     summary = {
         "minutes": a.minutes, "best_family": best["family"], "samples": a.samples,

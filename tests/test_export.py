@@ -32,3 +32,41 @@ def test_runs_saved_before_the_activation_setting_keep_gpt2s_gelu():
     assert family.saved_config({"activation": "gelu"}).activation == "gelu"
     with pytest.raises(GenlabError, match="--activation must be gelu or gelu_tanh"):
         family.make_config({"activation": "relu"})
+
+
+# ---------------------------------------------------------------------------------------------------
+# the tokenizer goes along: AutoTokenizer and pipeline("text-generation", DIR) work as genlab does
+
+SAMPLE = "The module defines the following functions:\n\n    def f(x):\n        return x"
+PROMPT = "The "
+
+
+@pytest.fixture(scope="module", params=["char", "bpe"])
+def tiny_text_run(request, tmp_path_factory, small_corpus):
+    """A tiny GPT trained a few steps on real text, with a char or a bpe tokenizer."""
+    out = tmp_path_factory.mktemp(f"run-{request.param}") / "run"
+    extra = {"vocab_size": 300} if request.param == "bpe" else {}
+    return api.train(str(small_corpus), family="gpt", out=str(out), tokenizer=request.param, n_layer=1, n_head=2,
+                     n_embd=32, block_size=64, max_steps=20, eval_interval=20, quiet=True, **extra)
+
+
+def test_hf_gpt2_export_writes_a_tokenizer_transformers_loads(tmp_path, tiny_text_run):
+    out = api.export(tiny_text_run, tmp_path / "hf", format="hf-gpt2")
+    ours = api.load(tiny_text_run, device="cpu").tokenizer
+    theirs = transformers.AutoTokenizer.from_pretrained(out)
+    ids = theirs(SAMPLE)["input_ids"]
+    assert ids == ours.encode(SAMPLE).tolist()
+    assert theirs.decode(ids) == ours.decode(ids) == SAMPLE
+    assert len(theirs) == ours.vocab_size
+    # genlab's text tokenizers have no end-of-text token: no made-up id may stop transformers' generation early
+    config = transformers.AutoConfig.from_pretrained(out)
+    assert config.bos_token_id is None and config.eos_token_id is None and config.pad_token_id is None
+    assert (out / "genlab_tokenizer.json").is_file()
+
+
+def test_hf_gpt2_export_generates_genlabs_greedy_text_in_a_pipeline(tmp_path, tiny_text_run):
+    out = api.export(tiny_text_run, tmp_path / "hf", format="hf-gpt2")
+    expected = api.load(tiny_text_run, device="cpu").generate(prompt=PROMPT, max_new_tokens=40, temperature=0)
+    generate = transformers.pipeline("text-generation", model=str(out), device="cpu")
+    got = generate(PROMPT, max_new_tokens=40, do_sample=False, return_full_text=False)[0]["generated_text"]
+    assert got == expected and len(expected) > 0

@@ -22,13 +22,39 @@ from genlab.io import atomic_write_json, read_json
 RunPath = str | os.PathLike
 
 
+def preset_settings(family, name: str) -> dict[str, Any]:
+    """The model settings of one of a family's sizes (`--preset`), or a one-line error naming the sizes."""
+    if name not in family.presets:
+        raise GenlabError(f"unknown preset {name!r} for the {family.name} family; choose one of: "
+                          f"{', '.join(family.presets)}")
+    return family.presets[name]
+
+
+def presets(vocab_size: int = 96, image_size: int = 16, channels: int = 1) -> list[dict[str, Any]]:
+    """Every family's sizes by name with their parameter counts: token models at `vocab_size` tokens, image
+    models at `image_size` pixels and `channels` (the counts of a real run depend on its data)."""
+    from genlab import preflight
+    from genlab.families import FAMILIES
+
+    data = {"vocab_size": vocab_size, "image_size": image_size, "channels": channels}
+    rows = []
+    for family in FAMILIES.values():
+        fields = {f.name for f in dataclasses.fields(family.config_class)}
+        for name, settings in family.presets.items():
+            config = family.make_config({**{k: v for k, v in data.items() if k in fields}, **settings})
+            model = preflight.meta_model(family, config)  # shapes only: nothing is allocated
+            rows.append({"family": family.name, "preset": name, "settings": settings,
+                         "parameters": sum(p.numel() for p in model.parameters())})
+    return rows
+
+
 def train(data: str | None = None, *, config: str | None = None, resume: RunPath | None = None,
           quiet: bool = False, **settings: Any) -> Path:
     """Train a model on `data` with settings (`family`, `max_steps`, `n_layer`, ...) or a config file;
     or continue a run with `resume=RUN` (then only max_steps / max_minutes / intervals may change)."""
     from genlab.families import get_family
     from genlab.safety.card import write_model_card
-    from genlab.training.config import make_train_config, read_config_file
+    from genlab.training.config import UNTIL_TIME_RUNS_OUT, make_train_config, read_config_file
     from genlab.training.trainer import train as run_training
 
     settings = {k: v for k, v in settings.items() if v is not None}
@@ -36,17 +62,24 @@ def train(data: str | None = None, *, config: str | None = None, resume: RunPath
         if data is not None or config is not None:
             raise GenlabError("--resume continues a run with its own data and settings; drop DATA and --config")
         return run_training(resume=resume, overrides=settings, quiet=quiet, on_checkpoint=write_model_card)
-    values = read_config_file(config) if config else {}
-    values.update(settings)
+    file_values = read_config_file(config) if config else {}
+    values = {**file_values, **settings}
     if data is not None:
         values["data"] = data
     if "data" not in values:
         raise GenlabError("no training data given; name a dataset (e.g. text:pydocs) or a path to text")
     family = get_family(values.get("family", "gpt"))
+    if values.get("preset") is not None:  # a size by name, under whatever a flag or the config file says
+        for key, value in preset_settings(family, values["preset"]).items():
+            values.setdefault(key, value)
+    if values.get("max_minutes") is not None and "max_steps" not in values:
+        values["max_steps"] = UNTIL_TIME_RUNS_OUT  # time alone is the limit
     for key, value in family.train_defaults.items():  # e.g. images train in batches of 128
         values.setdefault(key, value)
     model_keys = {f.name for f in dataclasses.fields(family.config_class)} - family.data_keys
-    return run_training(make_train_config(values, model_keys), quiet=quiet, on_checkpoint=write_model_card)
+    file_keys = frozenset(k for k in file_values if k not in settings)
+    return run_training(make_train_config(values, model_keys, config, file_keys), quiet=quiet,
+                        on_checkpoint=write_model_card)
 
 
 def load(run: RunPath, *, checkpoint: str = "last", device: str = "auto", precision: str = "fp32"):
@@ -88,7 +121,8 @@ def load(run: RunPath, *, checkpoint: str = "last", device: str = "auto", precis
 
 
 def sample(run: RunPath, prompt: str = "", **controls: Any):
-    """Load a run and sample from it: texts, tunes or an image tensor (see the modality's sampler)."""
+    """Load a run and sample from it: one text, tune or PIL image, or a list of them when num_samples > 1 (see
+    the modality's sampler)."""
     m = load(run)
     if prompt:
         controls["prompt"] = prompt
@@ -97,7 +131,8 @@ def sample(run: RunPath, prompt: str = "", **controls: Any):
 
 def evaluate(run: RunPath, data: str | None = None, *, split: str | None = None, block_size: int | None = None,
              max_tokens: int | None = None, device: str = "auto", precision: str = "fp32", **sampling: Any) -> dict:
-    """Measure a run on its own held-out data (or on `data`) and save the figures to RUN/metrics.json.
+    """Measure a run on its own held-out data (or on `data`) and keep the figures in RUN/metrics.json, under
+    their own key ("val", "train", "DATA SPLIT", see genlab.modalities.evaluation_key); return them.
 
     Text: validation loss, perplexity and bits per character (split, block_size, max_tokens); `precision`
     (fp32, bf16 or int8) scores the model as sampling at that precision runs it. Images: Fréchet distance,
@@ -107,27 +142,32 @@ def evaluate(run: RunPath, data: str | None = None, *, split: str | None = None,
     see genlab.music.evaluate). An option the run's modality does not take is a one-line error.
     """
     from genlab.io import run_lock
-    from genlab.modalities import modality_of_run
+    from genlab.modalities import evaluation_key, modality_of_run, read_evaluations
     from genlab.safety.card import write_model_card
 
     run_dir = Path(run)
     # a writer: figures measured while a training rewrites the weights would describe neither model
     with run_lock(run_dir, purpose="eval", hint="wait for it to finish, then evaluate again"):
-        modality = modality_of_run(_run_config(run_dir))
+        config = _run_config(run_dir)
+        modality = modality_of_run(config)
         # before any work: a wrong flag is one line
         options = modality.check_evaluation(precision, dict(split=split, block_size=block_size,
                                                             max_tokens=max_tokens, **sampling))
         metrics = modality.evaluate(load(run_dir, device=device, precision=precision), data, **options)
-        atomic_write_json(run_dir / "metrics.json", metrics)
+        # each evaluation under its own key, so a train split or another dataset never replaces the val figures
+        evaluations = read_evaluations(run_dir, config)
+        evaluations[evaluation_key(config, data, str(metrics.get("split") or "val"), precision)] = metrics
+        atomic_write_json(run_dir / "metrics.json", evaluations)
         write_model_card(run_dir)  # passes through the lock this thread holds
     return metrics
 
 
 def format_metrics(run: RunPath, metrics: dict) -> str:
-    """Metrics as `genlab eval` prints them (a table for images, `name: value` lines otherwise)."""
-    from genlab.modalities import modality_of_run
+    """One evaluation as `genlab eval` prints it: a line naming its data, split and metrics.json key, then
+    `name: value` per figure with whether higher or lower is better and its baseline."""
+    from genlab.modalities import describe_evaluation
 
-    return modality_of_run(_run_config(Path(run))).format_metrics(metrics)
+    return describe_evaluation(_run_config(Path(run)), metrics)
 
 
 def export(run: RunPath, out: RunPath, *, format: str = "hf-gpt2") -> Path:
@@ -135,6 +175,30 @@ def export(run: RunPath, out: RunPath, *, format: str = "hf-gpt2") -> Path:
     from genlab.exporting import export as do_export
 
     return do_export(load(run, device="cpu"), format, Path(out))
+
+
+def import_run(src: RunPath, *, out: RunPath, format: str = "hf-gpt2") -> Path:
+    """Make a genlab run from weights made elsewhere (hf-gpt2: a transformers GPT-2 directory with
+    model.safetensors and its tokenizer), the reverse of export. The run samples and evaluates on given
+    text; it has no optimizer state or training data, so it cannot be resumed."""
+    from genlab.importing import import_run as do_import
+
+    return do_import(src, out, format)
+
+
+def list_runs(dir: RunPath = "runs") -> list[dict]:
+    """The run directories in `dir` and one folder below it, newest first, as dicts (name, family, modality,
+    data, params, disk_bytes, step, best_val_loss, modified, error); a broken one is listed with its error."""
+    from genlab.runs import list_runs as find_runs
+
+    return find_runs(dir)
+
+
+def info(run: RunPath) -> dict:
+    """A run directory as plain data: its config, figures, lineage, files and the commands that use it."""
+    from genlab.runs import run_info
+
+    return run_info(run)
 
 
 def launch(argv: list[str], **distributed: Any) -> int:

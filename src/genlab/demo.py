@@ -20,8 +20,8 @@ def demo(out: str = "runs/demo", minutes: float = 2.0) -> None:
                 f.unlink()
     print(f"genlab demo: training a character-level GPT on text:pydocs for {minutes:g} minutes", file=sys.stderr)
     api.train("text:pydocs", family="gpt", out=str(run), n_layer=4, n_head=4, n_embd=128, block_size=128,
-              batch_size=16, lr=2e-3, min_lr=2e-4, warmup_steps=100, max_steps=5000, eval_interval=500,
-              max_minutes=minutes, lr_decay_steps=int(minutes * 60 * 30))
+              batch_size=16, lr=2e-3, min_lr=2e-4, warmup_steps=100, eval_interval=500,
+              max_minutes=minutes)  # the trainer plans the schedule for the steps that fit
     metrics = api.evaluate(run)
     print(f"\nvalidation: loss {metrics['val_loss']:.3f} nats/char, {metrics['bits_per_char']:.3f} bits/char")
     m = api.load(run)
@@ -40,8 +40,7 @@ def demo_music(out: str, minutes: float = 1.5) -> list[Path]:
         shutil.rmtree(run, ignore_errors=True)
     print(f"\ngenlab demo: training a GPT on music:folk tunes for {minutes:g} minutes", file=sys.stderr)
     api.train("music:folk", family="gpt", out=str(run), n_layer=4, n_head=4, n_embd=128, block_size=256,
-              batch_size=16, lr=2e-3, min_lr=2e-4, warmup_steps=50, max_steps=5000, eval_interval=250,
-              max_minutes=minutes, lr_decay_steps=int(minutes * 60 * 12))
+              batch_size=16, lr=2e-3, min_lr=2e-4, warmup_steps=50, eval_interval=250, max_minutes=minutes)
     m = api.load(run)
     tunes = m.generate("M:6/8 K:Dmaj", num_samples=4, temperature=0.8, seed=1)
     paths = m.write(tunes, run / "tunes")
@@ -58,8 +57,8 @@ def demo_images(out: str, minutes: float = 1.5) -> list[Path]:
         shutil.rmtree(run, ignore_errors=True)
     print(f"\ngenlab demo: training a conditional diffusion model on images:digits for {minutes:g} minutes",
           file=sys.stderr)
-    api.train("images:digits", family="diffusion", conditional=True, out=str(run), max_steps=20_000,
-              eval_interval=500, max_minutes=minutes, lr_decay_steps=int(minutes * 60 * 8))
+    api.train("images:digits", family="diffusion", conditional=True, out=str(run), eval_interval=500,
+              max_minutes=minutes)
     m = api.load(run)
     images = m.generate(num_samples=40, seed=1)  # labels 0..9 in turn: four of each digit
     paths = m.write(images, run / "samples")

@@ -41,8 +41,8 @@ class LoadedRun:
 class Sampler:
     """A loaded run, ready to sample. Every modality's sampler offers the same calls:
 
-    - `generate(**controls)`: outputs (texts, tunes, an image tensor), with `last_seed` and
-      `last_controls` recorded for provenance;
+    - `generate(**controls)`: one output (a str, a Tune, a PIL image) or, when num_samples > 1, a list
+      of them, with `last_seed` and `last_controls` recorded for provenance;
     - `stream(**controls)`: pieces as they are made, where `streams(controls)` says it applies;
     - `write(outputs, out_dir, **write_options)`: files with provenance, their paths returned;
     - `show(outputs)`: the outputs as text for a terminal, and `summary(...)` of what `write` wrote.
@@ -97,11 +97,18 @@ class Modality:
     """What every modality offers; `genlab.modalities.registry()` holds one object of each."""
 
     name: ClassVar[str]
+    # the built-in datasets it names (`text:pydocs`), for `genlab train --help` and unknown-name errors
+    datasets: ClassVar[tuple[str, ...]] = ()
     # the families whose Family.batch_kind is this train on this modality's data
     batch_kind: ClassVar[str]
     # options its evaluate() takes beyond the data, and the precisions it evaluates in
     eval_options: ClassVar[tuple[str, ...]] = ()
     eval_precisions: ClassVar[tuple[str, ...]] = ("fp32", "bf16", "int8")
+    # the model card's "Intended use and limitations" paragraph
+    card_limitations: ClassVar[str] = (
+        "A small model for learning, experiments and generating drafts like its training data. It reproduces "
+        "the style, errors and biases of that data and can copy from it. Its outputs are machine-generated and "
+        "should be labelled as such.")
 
     def claims(self, source: str) -> bool:
         """Whether a dataset name or path holds this modality's data."""
@@ -124,8 +131,12 @@ class Modality:
         raise NotImplementedError
 
     def format_metrics(self, metrics: dict) -> str:
-        """The metrics as `genlab eval` prints them."""
-        return "\n".join(f"{k}: {v}" for k, v in metrics.items())
+        """One evaluation's figures as `genlab eval` prints them and the model card shows them: one line per
+        figure, `name: value`, then whether higher or lower is better and what to compare it with (real data,
+        a uniform model, shuffled data). Plain words and numbers only, never a Python repr; the full detail
+        stays in metrics.json. `evaluation_header` adds the data and split above it."""
+        return "\n".join(figure_line(k, v) for k, v in metrics.items()
+                         if k not in ("data", "split", "precision") and not isinstance(v, dict | list))
 
     def card_data(self, config: dict) -> list[str]:
         """Model-card lines about the data and its preprocessing."""
@@ -153,6 +164,83 @@ class Modality:
         return given
 
 
+# ---------------------------------------------------------------------------------------------------
+# Evaluations: how metrics.json keeps them and how they read
+# ---------------------------------------------------------------------------------------------------
+
+# metrics.json maps a key per evaluation to its figures. The key is the split ("val", "train", "all") for
+# the run's own data, "DATA SPLIT" for another dataset ("text:pystdlib val"), with the precision appended
+# when it is not fp32 ("val int8"). "val", the run's own validation split at fp32, is the one the model
+# card shows; evaluating anything else never replaces it.
+OWN_EVALUATION = "val"
+
+
+def evaluation_key(config: dict, data: str | None, split: str, precision: str = "fp32") -> str:
+    """The metrics.json key of an evaluation of a run on `data` (None: its own) at `split` and `precision`."""
+    own = data is None or data == config.get("data", {}).get("source")
+    return " ".join([*([] if own else [data]), split, *([] if precision == "fp32" else [precision])])
+
+
+def _evaluation_of(metrics: dict) -> tuple[str | None, str, str]:
+    """data, split and precision as an evaluation records them ("precision" of images is a figure, not this)."""
+    precision = metrics.get("precision")
+    return metrics.get("data"), str(metrics.get("split") or "val"), precision if isinstance(precision, str) else "fp32"
+
+
+def read_evaluations(run_dir: str | os.PathLike, config: dict) -> dict[str, dict]:
+    """RUN/metrics.json as {key: figures}; {} when there is none.
+
+    Runs from before evaluations were kept apart hold one flat evaluation: it is filed under the key its own
+    data, split and precision give (the run's own validation split when it does not say)."""
+    from genlab.io import read_json
+
+    path = Path(run_dir) / "metrics.json"
+    raw = read_json(path) if path.is_file() else {}
+    if raw and not all(isinstance(v, dict) for v in raw.values()):
+        return {evaluation_key(config, *_evaluation_of(raw)): raw}
+    return raw
+
+
+def evaluation_header(config: dict, metrics: dict) -> str:
+    """The line above an evaluation's figures: the data and split it measured, and its metrics.json key."""
+    data, split, precision = _evaluation_of(metrics)
+    own = data is None or data == config.get("data", {}).get("source")
+    shown = data or config.get("data", {}).get("source")
+    whose = " (the run's own)" if own else ""
+    prec = f"  precision: {precision}" if isinstance(metrics.get("precision"), str) else ""
+    return (f"data: {shown}{whose}  split: {split}{prec}  "
+            f"(metrics.json key \"{evaluation_key(config, data, split, precision)}\")")
+
+
+def describe_evaluation(config: dict, metrics: dict) -> str:
+    """An evaluation as `genlab eval` prints it and the model card shows it: the header, then the run's
+    modality's figures."""
+    return evaluation_header(config, metrics) + "\n" + modality_of_run(config).format_metrics(metrics)
+
+
+def plain(value: Any) -> str:
+    """A value as a person reads it: no None, no brackets or quotes."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        return f"{value:.1f}" if abs(value) >= 100 else f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {plain(v)}" for k, v in value.items()) or "none"
+    if isinstance(value, list | tuple):
+        return ", ".join(plain(v) for v in value) or "none"
+    return str(value)
+
+
+def figure_line(name: str, value: Any, note: str = "") -> str:
+    """`name: value`, then (in a column) whether higher or lower is better and the baseline to compare with."""
+    left = f"{name}: {plain(value)}"
+    return f"{left:<30}  {note}" if note else left
+
+
 @functools.cache
 def registry() -> dict[str, Modality]:
     """Every modality, in the order sources are matched: text last, as it takes any file.
@@ -170,6 +258,20 @@ def get_modality(name: str) -> Modality:
         return registry()[name]
     except KeyError:
         raise GenlabError(f"unknown modality {name!r}; the run directory may come from a newer genlab") from None
+
+
+def builtin_datasets() -> list[str]:
+    """Every built-in dataset of every modality, in registry order. Cheap: the wings' __init__ import no torch."""
+    return [name for m in registry().values() for name in m.datasets]
+
+
+def unknown_dataset(source: str) -> GenlabError:
+    """The one-line error for a source that is neither a built-in dataset nor an existing path."""
+    names = ", ".join(builtin_datasets())
+    if ":" in source.split("/")[0] and not Path(source).expanduser().exists():  # a name, e.g. text:nope
+        return GenlabError(f"unknown dataset {source!r}; the built-in datasets are: {names}; "
+                           "or give a path to a file or folder")
+    return GenlabError(f"dataset {source!r} is neither a built-in name ({names}) nor an existing path")
 
 
 def modality_of_source(source: str) -> Modality:

@@ -17,6 +17,12 @@ def genlab(*args, check=True):
     return proc
 
 
+def figures(printed: str) -> dict[str, str]:
+    """`genlab eval`'s printout as {name: value}: each figure line is `name: value` then a note."""
+    pairs = dict(line.split(": ", 1) for line in printed.strip().splitlines() if ": " in line)
+    return {k.strip(): v.split()[0] for k, v in pairs.items() if v.split()}
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, small_corpus):
     out = tmp_path_factory.mktemp("cli") / "run"
@@ -33,14 +39,22 @@ def test_train_sample_eval_export_end_to_end(run, tmp_path):
     assert several.stdout.count("--- sample") == 3
 
     ev = genlab("eval", run)
-    lines = dict(line.split(": ", 1) for line in ev.stdout.strip().splitlines())
+    assert ev.stdout.startswith("data: ") and 'metrics.json key "val"' in ev.stdout.splitlines()[0]
+    lines = figures(ev.stdout)
     assert float(lines["val_loss"]) > 0 and float(lines["perplexity"]) > 1 and float(lines["bits_per_char"]) > 0
-    assert json.loads((run / "metrics.json").read_text())["val_loss"] == float(lines["val_loss"])
+    evaluations = json.loads((run / "metrics.json").read_text())
+    assert evaluations["val"]["val_loss"] == pytest.approx(float(lines["val_loss"]), rel=1e-3)
 
     int8 = genlab("sample", run, "--prompt", "The ", "--max-new-tokens", "40", "--seed", "11", "--precision", "int8")
     assert int8.stdout.startswith("The ") and len(int8.stdout) > 40
-    ev8 = dict(line.split(": ", 1) for line in genlab("eval", run, "--precision", "int8").stdout.strip().splitlines())
-    assert ev8["precision"] == "int8" and abs(float(ev8["val_loss"]) / float(lines["val_loss"]) - 1) < 0.01
+    out8 = genlab("eval", run, "--precision", "int8").stdout
+    ev8 = figures(out8)
+    assert "precision: int8" in out8 and 'metrics.json key "val int8"' in out8
+    assert abs(float(ev8["val_loss"]) / float(lines["val_loss"]) - 1) < 0.01
+    evaluations = json.loads((run / "metrics.json").read_text())
+    assert evaluations["val int8"]["precision"] == "int8"
+    assert evaluations["val int8"]["val_loss"] == pytest.approx(float(ev8["val_loss"]), rel=1e-3)
+    assert evaluations["val"]["val_loss"] == pytest.approx(float(lines["val_loss"]), rel=1e-3)  # not replaced
 
     genlab("export", run, tmp_path / "hf", "--format", "hf-gpt2")
     assert (tmp_path / "hf" / "config.json").exists() and (tmp_path / "hf" / "model.safetensors").exists()
@@ -64,7 +78,7 @@ def test_empty_corpus(capsys, tmp_path):
     (tmp_path / "empty.txt").write_text("  \n")
     assert "empty" in user_error(capsys, "train", tmp_path / "empty.txt", "--out", tmp_path / "x")
     (tmp_path / "folder").mkdir()
-    assert "no .txt or .md" in user_error(capsys, "train", tmp_path / "folder", "--out", tmp_path / "y")
+    assert "it holds no files" in user_error(capsys, "train", tmp_path / "folder", "--out", tmp_path / "y")
 
 
 def test_missing_and_not_a_run_directory(capsys, tmp_path):

@@ -4,6 +4,7 @@ written where the user asked and never over earlier ones, escapes in --stop, lab
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -13,6 +14,7 @@ from PIL import Image
 
 from genlab import api
 from genlab.cli import main
+from genlab.errors import GenlabError
 from genlab.safety.provenance import read_provenance
 
 
@@ -123,3 +125,52 @@ def test_no_silent_abbreviations_and_a_suggestion_for_typos(text_run):
     typo = genlab("sample", text_run, "--temperture", "0.5")
     assert typo.returncode == 2 and "did you mean --temperature?" in typo.stderr
     assert genlab("-V").stdout.startswith("genlab ")
+
+
+def test_generate_returns_one_output_or_a_list_in_every_modality(text_run, shapes_run, tmp_path):
+    from PIL import Image as PILImage
+
+    from genlab.music.sample import Tune
+
+    text = api.load(text_run)
+    assert isinstance(text.generate(max_new_tokens=3, seed=1), str)
+    assert [type(t) for t in text.generate(max_new_tokens=3, seed=1, num_samples=2)] == [str, str]
+
+    images = api.load(shapes_run)
+    one = images.generate(num_samples=1, seed=1, label="square")
+    assert isinstance(one, PILImage.Image) and one.size == (8, 8) and one.mode == "L"
+    several = images.generate(num_samples=3, seed=1)
+    assert len(several) == 3 and all(isinstance(im, PILImage.Image) for im in several)
+    tensor = images.generate(num_samples=3, seed=1, output_type="pt")
+    assert tensor.shape == (3, 1, 8, 8) and tensor.min() >= -1 and tensor.max() <= 1
+    # the PIL images are the tensor's pixels, and both write the same PNG pixels
+    assert np.array_equal(np.asarray(several[2]), ((tensor[2, 0] + 1) * 127.5).round().byte().numpy())
+    from_pil = images.write(several, tmp_path / "pil")
+    images.generate(num_samples=3, seed=1, output_type="pt")
+    from_tensor = images.write(tensor, tmp_path / "pt")
+    for a, b in zip(from_pil, from_tensor, strict=True):
+        assert np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b)))
+    with pytest.raises(GenlabError, match="output_type must be pil"):
+        images.generate(num_samples=1, output_type="numpy")
+
+    music = api.load(api.train("music:folk", family="gpt", out=str(tmp_path / "music"), n_layer=1, n_head=2, n_embd=16,
+                               block_size=32, max_steps=2, eval_interval=2, eval_batches=1, batch_size=2, quiet=True))
+    tune = music.generate("M:6/8", max_new_tokens=8, seed=1)
+    assert isinstance(tune, Tune) and tune.tokens
+    tunes = music.generate("M:6/8", max_new_tokens=8, seed=1, num_samples=2)
+    assert [type(t) for t in tunes] == [Tune, Tune]
+    assert music.write(tune, tmp_path / "tunes", formats=("abc",))[0].suffix == ".abc"
+
+
+def test_the_first_generate_of_a_later_process_does_not_measure_again(text_run, cache):
+    run = str(text_run)
+    env = {**os.environ, "GENLAB_CACHE": str(cache)}
+    first = subprocess.run([sys.executable, "-c", f"import genlab; genlab.load({run!r}).generate(max_new_tokens=2)"],
+                           capture_output=True, text=True, env=env, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert (cache / "decoding.json").is_file()  # the choice the first process measured
+    later = ("import genlab, genlab.sampling.decode as d\n"
+             "def measure(*args, **kwargs): raise SystemExit('measured again')\n"
+             f"d._seconds_per_step = measure\nprint(genlab.load({run!r}).generate(max_new_tokens=2, seed=1))")
+    again = subprocess.run([sys.executable, "-c", later], capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0, again.stderr

@@ -75,3 +75,16 @@ def test_nearest_distance_finds_copies():
     copies = train[:5].clone()
     assert torch.all(nearest_distance(copies, train) < 1e-3)  # cdist by matmul: not exactly 0
     assert torch.all(nearest_distance(-train[:5] + 3, train) > 0.5)
+
+
+def test_image_figures_print_with_direction_and_the_real_images_figure():
+    from genlab.images.evaluate import format_image_metrics
+
+    out = format_image_metrics({"frechet_distance": 12.5, "kid_x1000": 3.25, "real_frechet_distance": 1.5,
+                                "real_kid_x1000": 0.5, "precision": 0.8, "real_precision": 0.9, "near_copies": 0.0,
+                                "num_samples": 10, "seed": 0, "samples_per_s": 5.0, "real_images": 4,
+                                "controls": {"steps": 20, "guidance": None}, "label_accuracy_per_class": {"0": 1.0}})
+    lines = out.splitlines()
+    assert lines[0] == "samples: 10 (seed 0, 5/s) against 4 held-out images; controls: steps 20, guidance none"
+    assert lines[2].startswith("kid_x1000: 3.25") and "lower is better" in lines[2] and lines[2].endswith(": 0.5")
+    assert "None" not in out and "{" not in out and "per_class" not in out

@@ -40,16 +40,16 @@ def vae_run(tmp_path_factory, one_thread):
 
 def test_same_seed_same_images_shapes_and_ranges(diffusion_run):
     m = api.load(diffusion_run)
-    a = m.generate(num_samples=6, seed=1, steps=5)
-    b = m.generate(num_samples=6, seed=1, steps=5)
-    c = m.generate(num_samples=6, seed=2, steps=5)
+    a = m.generate(num_samples=6, seed=1, steps=5, output_type="pt")
+    b = m.generate(num_samples=6, seed=1, steps=5, output_type="pt")
+    c = m.generate(num_samples=6, seed=2, steps=5, output_type="pt")
     assert a.shape == (6, 1, 8, 8) and a.min() >= -1 and a.max() <= 1
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert m.last_controls["steps"] == 5 and m.last_controls["guidance"] == 1.5  # the defaults are recorded
-    d = m.generate(num_samples=3, seed=1, sampler="ddpm", steps=10)
-    assert torch.equal(d, m.generate(num_samples=3, seed=1, sampler="ddpm", steps=10))  # stochastic, but seeded
-    e = m.generate(num_samples=3, seed=1, eta=1.0, steps=5)
-    assert torch.equal(e, m.generate(num_samples=3, seed=1, eta=1.0, steps=5))
+    d = m.generate(num_samples=3, seed=1, sampler="ddpm", steps=10, output_type="pt")  # stochastic, but seeded
+    assert torch.equal(d, m.generate(num_samples=3, seed=1, sampler="ddpm", steps=10, output_type="pt"))
+    e = m.generate(num_samples=3, seed=1, eta=1.0, steps=5, output_type="pt")
+    assert torch.equal(e, m.generate(num_samples=3, seed=1, eta=1.0, steps=5, output_type="pt"))
 
 
 def test_guidance_raises_classifier_accuracy(diffusion_run):
@@ -59,14 +59,14 @@ def test_guidance_raises_classifier_accuracy(diffusion_run):
     m = api.load(diffusion_run)
     accuracy = {}
     for scale in (0.0, 3.0):
-        x = m.generate(num_samples=200, seed=0, steps=10, guidance=scale)
+        x = m.generate(num_samples=200, seed=0, steps=10, guidance=scale, output_type="pt")
         accuracy[scale] = float((classifier.predict(x) == torch.tensor(m.last_labels)).float().mean())
     assert accuracy[3.0] > accuracy[0.0] + 0.2, accuracy
 
 
 def test_interpolation_walks_between_two_noises(vae_run):
     m = api.load(vae_run)
-    x = m.generate(num_samples=7, seed=3, interpolate=True)
+    x = m.generate(num_samples=7, seed=3, interpolate=True, output_type="pt")
     steps = (x[1:] - x[:-1]).flatten(1).norm(dim=1)
     assert x.shape == (7, 1, 8, 8)
     assert steps.max() < (x[-1] - x[0]).norm()  # small steps from one end to the other
@@ -137,8 +137,8 @@ def test_eval_writes_metrics_and_caches_its_classifier(diffusion_run, capsys):
     assert main(["eval", str(diffusion_run), "--num-samples", "100", "--steps", "5"]) == 0
     table = capsys.readouterr().out
     assert "frechet_distance" in table and "label_accuracy" in table
-    metrics = json.loads((diffusion_run / "metrics.json").read_text())
-    for key in ("frechet_distance", "kid", "precision", "recall", "label_accuracy", "nearest_train_distance"):
+    metrics = json.loads((diffusion_run / "metrics.json").read_text())["val"]
+    for key in ("frechet_distance", "kid_x1000", "precision", "recall", "label_accuracy", "nearest_train_distance"):
         assert key in metrics
     assert 0 <= metrics["precision"] <= 1 and 0 <= metrics["recall"] <= 1
     assert (diffusion_run / "cache" / "eval_classifier.safetensors").is_file()

@@ -92,5 +92,20 @@ def test_tune_loss_scores_every_token_once_from_the_tune_start():
 
     out = tune_loss(Uniform(), Corpus(), range(3), block_size=16, device="cpu")
     assert out["tokens"] == 4 + 39 + 2  # targets: every token after the first of each tune
-    assert out["val_loss"] == pytest.approx(math.log(7), abs=1e-5)
-    assert tune_loss(Successor(), Corpus(), range(3), block_size=16, device="cpu")["val_loss"] < 1e-6
+    assert out["loss"] == pytest.approx(math.log(7), abs=1e-5)  # evaluate_music names it by split (val_loss)
+    assert tune_loss(Successor(), Corpus(), range(3), block_size=16, device="cpu")["loss"] < 1e-6
+
+
+def test_music_summary_is_short_plain_and_names_its_baselines():
+    from genlab.music.evaluate import music_summary
+
+    metrics = {"train_loss": 1.5, "uniform_loss": 4.2, "parse_rate": 0.5, "real_parse_rate": 1.0, "ended_share": 0.9,
+               "failure_reasons": {"only 3 notes": 2}, "top_k": None, "split": "train", "num_samples": 4,
+               "distribution_samples": 4, "seed": 0, "temperature": 1.0, "longest_copied_notes": 9,
+               "real_longest_copied_notes": 5, "copied_8gram_share": 0.2, "real_copied_8gram_share": 0.1,
+               **{f"{n}_distance{s}": 0.1 for n in ("pitch_class", "scale_degree", "duration", "interval", "bars")
+                  for s in ("", "_real", "_shuffled")}}
+    out = music_summary(metrics)
+    assert len(out.splitlines()) <= 13
+    assert "None" not in out and "{" not in out and "top-k off" in out and "only 3 notes (2)" in out
+    assert out.splitlines()[1].startswith("train_loss: 1.5") and "uniform model: 4.2" in out

@@ -62,7 +62,7 @@ def test_cli_sample_writes_files_and_eval_measures(abc_run, tmp_path, capsys):
     assert main(["eval", str(abc_run), "--num-samples", "6", "--distribution-samples", "9", "--max-new-tokens", "120",
                  "--temperature", "0.9", "--top-k", "20"]) == 0
     assert "parse_rate: " in capsys.readouterr().out
-    metrics = json.loads((abc_run / "metrics.json").read_text())
+    metrics = json.loads((abc_run / "metrics.json").read_text())["val"]
     for key in ("val_loss", "parse_rate", "real_parse_rate", "pitch_class_distance", "scale_degree_distance",
                 "duration_distance", "interval_distance", "bars_distance", "longest_copied_notes",
                 "copied_8gram_share"):

@@ -22,10 +22,10 @@ from genlab.runtime import wait_passively_when_busy
 
 wait_passively_when_busy()  # OpenMP reads its wait policy once, when torch loads: before any torch import
 
-from genlab.cli import evaluate, export, sample, train  # noqa: E402
+from genlab.cli import evaluate, export, runs, sample, train  # noqa: E402
 from genlab.errors import GenlabError  # noqa: E402
 
-VERBS = (train, sample, evaluate, export)
+VERBS = (train, sample, evaluate, export, runs)
 
 
 class Parser(argparse.ArgumentParser):
@@ -70,9 +70,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         args.handler(args, argv)
-    except KeyboardInterrupt:
-        print("genlab: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        signum = getattr(e, "signum", None)  # training stopped on a signal has saved its work and said so
+        if signum is None:
+            print("genlab: interrupted", file=sys.stderr)
+        return 128 + (signum or 2)  # what a shell reports for a tool that the signal ended
     except BrokenPipeError:
         # the reader of our output went away (`genlab sample RUN | head -1`): nothing is wrong, nobody is
         # left to tell; stdout goes to /dev/null so that Python's flush at exit does not fail again

@@ -1,6 +1,7 @@
 """`genlab eval`: measure a run (text: loss, perplexity, bits/char; images: Fréchet distance, KID, ...;
 music: loss, parse rate, distribution distances, originality). Each modality takes its own options;
-one it does not take is a one-line error."""
+one it does not take is a one-line error. It prints the data and split measured, then each figure with
+whether higher or lower is better and its baseline; metrics.json keeps every evaluation under its own key."""
 
 from __future__ import annotations
 
@@ -16,8 +17,11 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("eval", help="text: loss, perplexity, bits/char; images: Fréchet distance, KID, ...")
     p.set_defaults(handler=run)
     p.add_argument("run")
-    p.add_argument("data", nargs="?", help="evaluate on another dataset (its validation split by default)")
-    p.add_argument("--split", default=None, help="val (default), train or all")
+    from genlab.modalities import builtin_datasets  # the wings' __init__ only: no torch at parse time
+
+    p.add_argument("data", nargs="?", help="evaluate on another dataset, its validation split by default: "
+                   f"a built-in one ({', '.join(builtin_datasets())}) or a path")
+    p.add_argument("--split", default=None, help="val (default), train or all; each is kept apart in metrics.json")
     p.add_argument("--block-size", type=int, default=None)
     p.add_argument("--max-tokens", type=int, default=None, help="evaluate at most this many tokens")
     p.add_argument("--device", default="auto")
@@ -43,4 +47,4 @@ def run(a, argv: list[str]) -> None:
     metrics = api.evaluate(a.run, a.data, split=a.split, block_size=a.block_size, max_tokens=a.max_tokens,
                            device=a.device, precision=a.precision, **sampling)
     print(api.format_metrics(a.run, metrics))
-    print(f"(written to {a.run}/metrics.json)", file=sys.stderr)
+    print(f"(kept in {a.run}/metrics.json beside earlier evaluations; the model card shows \"val\")", file=sys.stderr)

@@ -1,6 +1,9 @@
-"""`genlab export` (a run in another tool's format) and `genlab demo` (small models on built-in data)."""
+"""`genlab export` (a run in another tool's format), `genlab import` (a run from another tool's weights) and
+`genlab demo` (small models on built-in data)."""
 
 from __future__ import annotations
+
+import sys
 
 
 def add_parsers(sub) -> None:
@@ -8,6 +11,12 @@ def add_parsers(sub) -> None:
     p.set_defaults(handler=run_export)
     p.add_argument("run")
     p.add_argument("out")
+    p.add_argument("--format", default="hf-gpt2", help="hf-gpt2")
+
+    p = sub.add_parser("import", help="make a run from a transformers GPT-2 directory (the reverse of export)")
+    p.set_defaults(handler=run_import)
+    p.add_argument("src", metavar="HF_DIR", help="a directory transformers' save_pretrained wrote (safetensors)")
+    p.add_argument("--out", required=True, metavar="RUN", help="the new run directory (new or empty)")
     p.add_argument("--format", default="hf-gpt2", help="hf-gpt2")
 
     p = sub.add_parser("demo", help="train a small model on built-in data and show samples")
@@ -20,6 +29,14 @@ def run_export(a, argv: list[str]) -> None:
     from genlab import api
 
     print(api.export(a.run, a.out, format=a.format))
+
+
+def run_import(a, argv: list[str]) -> None:
+    from genlab import api
+
+    run = api.import_run(a.src, out=a.out, format=a.format)
+    print(run)
+    print(f"genlab: sample it with: genlab sample {run} --prompt \"...\"", file=sys.stderr)
 
 
 def run_demo(a, argv: list[str]) -> None:

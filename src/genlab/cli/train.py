@@ -4,30 +4,43 @@ from __future__ import annotations
 
 from genlab.errors import GenlabError
 
-MODEL_FLAGS = [  # (flag, type, help): routed to the family's config by genlab.api.train
-    ("n-layer", int, "layers"), ("n-head", int, "attention heads (gpt)"), ("n-embd", int, "width"),
-    ("block-size", int, "context length in tokens"), ("dropout", float, "dropout probability"),
+# (flag, type, help). The defaults shown are the families' own (their config classes and train_defaults) and
+# TrainConfig's; tests/training/test_budgets.py checks them against those, so they cannot drift apart.
+MODEL_FLAGS = [  # routed to the family's config by genlab.api.train
+    ("n-layer", int, "layers, >= 1 (default gpt 4, lstm 2)"), ("n-head", int, "gpt: attention heads, dividing "
+     "--n-embd (default 4)"), ("n-embd", int, "width, >= 1 (default gpt 128, lstm 256)"),
+    ("block-size", int, "context length in tokens (default gpt 256, lstm 128)"),
+    ("dropout", float, "dropout probability, 0 <= p < 1 (default 0.0)"),
     ("activation", str, "gpt: gelu (exact, default) or gelu_tanh (GPT-2's approximation)"),
 ]
+IMAGES = "vae, gan, diffusion"
 TRAINING_FLAGS = [
-    ("batch-size", int, "sequences per step"), ("lr", float, "peak learning rate"),
-    ("min-lr", float, "learning rate at the end of the cosine decay"),
-    ("warmup-steps", int, "linear warmup steps"), ("max-steps", int, "optimizer steps in all"),
-    ("lr-decay-steps", int, "cosine horizon (default: max-steps)"),
-    ("max-minutes", float, "stop (with a checkpoint) after this much wall time"),
-    ("eval-interval", int, "evaluate and checkpoint every N steps"),
-    ("eval-batches", int, "validation batches per evaluation"),
+    ("batch-size", int, f"sequences per micro-batch (default 12; {IMAGES}: 128)"),
+    ("grad-accum", int, "micro-batches per optimizer step, for batches that do not fit in memory (default 1)"),
+    ("lr", float, "peak learning rate (default 1e-3; vae, diffusion: 2e-3; gan: 2e-4)"),
+    ("min-lr", float, "learning rate at the end of the cosine decay, 0 .. --lr (default 1e-4; vae: 2e-4; "
+     "gan: 2e-4)"),
+    ("warmup-steps", int, "linear warmup steps, >= 0 (default 100; vae: 50; gan: 0)"),
+    ("max-steps", int, "optimizer steps in all (default 2000; vae, gan: 3000; diffusion: 4000; with only "
+     "--max-minutes: as many as fit)"),
+    ("lr-decay-steps", int, "cosine horizon (default: max-steps, or the steps that fit in --max-minutes)"),
+    ("max-minutes", float, "wall-time budget: the steps that fit are measured and the schedule planned for them; "
+     "stops with a checkpoint (default: none)"),
+    ("eval-interval", int, "evaluate and checkpoint every N steps (default 250; diffusion: 500)"),
+    ("eval-batches", int, "validation batches per evaluation (default 20)"),
     ("log-interval", int, "write a metrics.jsonl row every N steps (default 10)"),
-    ("weight-decay", float, "AdamW decay"),
-    ("grad-clip", float, "clip the gradient norm (0 = off)"), ("seed", int, "random seed"),
-    ("val-fraction", float, "share of the corpus held out (default 0.1, the end)"),
+    ("weight-decay", float, f"AdamW decay of the weight matrices (default 0.1; {IMAGES}: 0.0)"),
+    ("grad-clip", float, "clip the gradient norm at this, 0 = off (default 1.0; gan: 0)"),
+    ("seed", int, "random seed: the same seed trains the same weights (default 1337)"),
+    ("val-fraction", float, "share of the corpus held out, 0 < f < 1 (default 0.1, the end)"),
 ]
 IMAGE_FAMILY_FLAGS = [  # vae, gan, diffusion
-    ("width", int, "conv channels (vae, diffusion)"), ("latent-dim", int, "VAE latent size"),
-    ("beta", float, "VAE KL weight"), ("z-dim", int, "GAN noise size"), ("g-width", int, "GAN generator width"),
-    ("d-width", int, "GAN discriminator width"), ("timesteps", int, "diffusion steps T"),
-    ("label-dropout", float, "diffusion: share of labels dropped, for guidance"),
-    ("ema-decay", float, "decay of the weight average (gan, diffusion)"),
+    ("width", int, "conv channels (vae, diffusion; default 32)"), ("latent-dim", int, "VAE latent size (default 16)"),
+    ("beta", float, "VAE KL weight (default 1.0)"), ("z-dim", int, "GAN noise size (default 64)"),
+    ("g-width", int, "GAN generator width (default 32)"), ("d-width", int, "GAN discriminator width (default 32)"),
+    ("timesteps", int, "diffusion steps T (default 1000)"),
+    ("label-dropout", float, "diffusion: share of labels dropped, for guidance (default 0.15)"),
+    ("ema-decay", float, "decay of the weight average (gan, diffusion; default 0.999)"),
 ]
 DISTRIBUTED_FLAGS = [
     ("nproc-per-node", int, "processes per node (e.g. one per GPU, or 2 on a 2-core CPU)"),
@@ -41,9 +54,14 @@ DISTRIBUTED = tuple(name.replace("-", "_") for name, _, _ in DISTRIBUTED_FLAGS)
 def add_parsers(sub) -> None:
     p = sub.add_parser("train", help="train a model on a dataset, or resume a run")
     p.set_defaults(handler=run)
-    p.add_argument("data", nargs="?", help="dataset name (text:pydocs, text:pystdlib, images:digits, "
-                   "images:mnist:DIR) or a path to .txt/.md or to a folder of PNG/JPEG")
+    from genlab.modalities import builtin_datasets  # the wings' __init__ only: no torch at parse time
+
+    p.add_argument("data", nargs="?", help=f"a built-in dataset ({', '.join(builtin_datasets())}) or a path: "
+                   "a text or code file or folder, a folder of PNG/JPEG, or of ABC/MIDI/MusicXML")
     p.add_argument("--family", help="gpt, lstm, vae, gan or diffusion (default gpt)")
+    p.add_argument("--preset", choices=["tiny", "small", "base"],
+                   help="the family's model size by name (default: its own defaults, which are small); flags "
+                   "override its settings; `genlab presets` lists them with their parameter counts")
     p.add_argument("--config", help="TOML or YAML file of settings (flags override it)")
     p.add_argument("--resume", metavar="RUN", help="continue this run exactly where it stopped")
     p.add_argument("--out", metavar="RUN", help="run directory to create (default runs/FAMILY-DATA)")
@@ -54,15 +72,20 @@ def add_parsers(sub) -> None:
         p.add_argument(f"--{name}", type=kind, help=text)
     # images (vae, gan, diffusion)
     p.add_argument("--conditional", action="store_true", default=None, help="condition on class labels (images)")
-    p.add_argument("--size", dest="image_size", type=int, help="image side in pixels (default 16 for digits)")
+    p.add_argument("--size", dest="image_size", type=int,
+                   help="image side in pixels (default 16 for digits, 28 for MNIST, 32 for folders)")
     p.add_argument("--color", choices=["auto", "grey", "rgb"], help="image channels (default auto)")
-    p.add_argument("--augment", help="image augmentation: flip, shift, flip,shift or none")
+    p.add_argument("--augment", help="image augmentation: flip, shift, flip,shift or none (default none)")
+    p.add_argument("--extensions", help="folder sources: the file extensions to read, comma-separated "
+                   "(e.g. py,md,txt; default: text and source files for text, every music or image "
+                   "suffix; build, cache and VCS folders are never read)")
     for name, kind, text in IMAGE_FAMILY_FLAGS:
         p.add_argument(f"--{name}", type=kind, help=text)
-    p.add_argument("--schedule", choices=["linear", "cosine"], help="diffusion noise schedule")
-    p.add_argument("--loss", choices=["nonsaturating", "hinge"], help="GAN loss")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"])
-    p.add_argument("--device", help="auto, cpu or cuda")
+    p.add_argument("--schedule", choices=["linear", "cosine"], help="diffusion noise schedule (default cosine)")
+    p.add_argument("--loss", choices=["nonsaturating", "hinge"], help="GAN loss (default nonsaturating)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"],
+                   help="auto (default): bf16 where it is measured faster here, else fp32")
+    p.add_argument("--device", help="auto (default: cuda where there is one), cpu or cuda")
     p.add_argument("--compile", action="store_true", default=None,
                    help="torch.compile the model's forward (text families; image families call their "
                    "sub-networks directly and run eagerly)")
@@ -70,6 +93,12 @@ def add_parsers(sub) -> None:
     d = p.add_argument_group("distributed (runs the same command under torchrun)")
     for name, kind, text in DISTRIBUTED_FLAGS:
         d.add_argument(f"--{name}", type=kind, help=text)
+
+    p = sub.add_parser("presets", help="list every family's model sizes (--preset) with their parameter counts")
+    p.set_defaults(handler=run_presets)
+    p.add_argument("--vocab-size", type=int, default=96, help="token models: count at this vocabulary (default 96)")
+    p.add_argument("--size", dest="image_size", type=int, default=16,
+                   help="image models: count at this image side in pixels (default 16, grey)")
 
 
 def run(a, argv: list[str]) -> None:
@@ -87,6 +116,22 @@ def run(a, argv: list[str]) -> None:
     skip = ("command", "handler", "data", "config", "resume", "quiet", *DISTRIBUTED)
     settings = {k: v for k, v in vars(a).items() if k not in skip}
     api.train(a.data, config=a.config, resume=a.resume, quiet=a.quiet, **settings)
+
+
+def run_presets(a, argv: list[str]) -> None:
+    from genlab import api
+
+    rows = api.presets(vocab_size=a.vocab_size, image_size=a.image_size)
+    print(f"{'family':<10} {'preset':<7} {'parameters':>11}  settings")
+    for row in rows:
+        settings = ", ".join(f"{k}={v}" for k, v in row["settings"].items())
+        print(f"{row['family']:<10} {row['preset']:<7} {_count(row['parameters']):>11}  {settings}")
+    print(f"(token models at a {a.vocab_size}-token vocabulary, image models at {a.image_size}x{a.image_size} grey; "
+          "a run's own count is printed when it starts)")
+
+
+def _count(n: int) -> str:
+    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}K"
 
 
 def _without_flags(argv: list[str], names) -> list[str]:

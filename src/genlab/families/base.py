@@ -27,6 +27,10 @@ class Family:
     data_keys: ClassVar[set[str]] = {"vocab_size"}
     # training settings this family starts from unless a flag or config file says otherwise
     train_defaults: ClassVar[dict[str, Any]] = {}
+    # model sizes by name (`--preset tiny|small|base`): settings that flags and config files override
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    # whether train_step can split a batch into micro-batches and add up their gradients (--grad-accum)
+    accumulates: ClassVar[bool] = True
 
     def make_config(self, values: dict[str, Any]):
         """Build the config from a dict, refusing unknown keys by name and values of the wrong type (checked
@@ -64,15 +68,20 @@ class Family:
         return wrap(model)
 
     def train_step(self, model: nn.Module, batch, optimizers: dict, step_context) -> dict[str, float]:
-        """One gradient step: loss, backward, clip, update. Returns the figures to log."""
+        """One gradient step: loss, backward (per micro-batch, gradients adding up), clip, update. Returns the
+        figures to log; the loss is the batch's mean, as one pass over the whole batch would give it."""
         (opt,) = optimizers.values()
-        with step_context.autocast():
-            loss = self.loss(model, batch)
-        loss.backward()
+        parts = step_context.grad_accum
+        loss = 0.0
+        for micro_batch in step_context.micro_batches(model, batch):
+            with step_context.autocast():
+                part = self.loss(model, micro_batch) / parts
+            part.backward()
+            loss += part.detach()
         grad_norm = step_context.clip(model.parameters())
         opt.step()
         opt.zero_grad(set_to_none=True)
-        return {"loss": loss.detach(), "grad_norm": grad_norm}
+        return {"loss": loss, "grad_norm": grad_norm}
 
 
 class LanguageModelFamily(Family):

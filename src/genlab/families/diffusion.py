@@ -220,6 +220,9 @@ class Diffusion(nn.Module):
 class DiffusionFamily(ImageFamily):
     name = "diffusion"
     config_class = DiffusionConfig
+    presets: ClassVar[dict] = {"tiny": {"width": 8, "time_dim": 32},
+                               "small": {"width": 32, "time_dim": 128},
+                               "base": {"width": 64, "time_dim": 256}}
     train_defaults: ClassVar[dict] = {"batch_size": 128, "lr": 2e-3, "min_lr": 1e-4, "warmup_steps": 100,
                                       "weight_decay": 0.0, "max_steps": 4000, "eval_interval": 500}
 

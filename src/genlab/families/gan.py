@@ -132,6 +132,10 @@ def g_loss(kind: str, fake: torch.Tensor) -> torch.Tensor:
 class GANFamily(ImageFamily):
     name = "gan"
     config_class = GANConfig
+    presets: ClassVar[dict] = {"tiny": {"z_dim": 32, "g_width": 8, "d_width": 8, "label_dim": 8},
+                               "small": {"z_dim": 64, "g_width": 32, "d_width": 32, "label_dim": 32},
+                               "base": {"z_dim": 128, "g_width": 64, "d_width": 64, "label_dim": 64}}
+    accumulates = False  # two players, each stepping on its own loss: a step cannot be split into micro-batches
     train_defaults: ClassVar[dict] = {"batch_size": 128, "lr": 2e-4, "min_lr": 2e-4, "warmup_steps": 0,
                                       "beta1": 0.5, "beta2": 0.999, "weight_decay": 0.0, "grad_clip": 0.0,
                                       "max_steps": 3000, "eval_interval": 250}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -202,6 +203,10 @@ class GPT(nn.Module):
 class GPTFamily(LanguageModelFamily):
     name = "gpt"
     config_class = GPTConfig
+    # small is the default size; base is nanoGPT's shakespeare-char model
+    presets: ClassVar[dict] = {"tiny": {"n_layer": 2, "n_head": 2, "n_embd": 64, "block_size": 64},
+                               "small": {"n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 256},
+                               "base": {"n_layer": 6, "n_head": 6, "n_embd": 384, "block_size": 256}}
 
     def make_config(self, values: dict) -> GPTConfig:
         if values.get("activation", "gelu") not in ("gelu", "gelu_tanh"):

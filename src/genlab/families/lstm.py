@@ -10,6 +10,7 @@ sampling carries the hidden state forward, so the context is not limited to the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -71,6 +72,9 @@ class LSTM(nn.Module):
 class LSTMFamily(LanguageModelFamily):
     name = "lstm"
     config_class = LSTMConfig
+    presets: ClassVar[dict] = {"tiny": {"n_layer": 1, "n_embd": 64, "block_size": 64},
+                               "small": {"n_layer": 2, "n_embd": 256, "block_size": 128},
+                               "base": {"n_layer": 3, "n_embd": 512, "block_size": 256}}
 
     def build(self, config: LSTMConfig) -> LSTM:
         return LSTM(config)

@@ -92,6 +92,9 @@ class VAE(nn.Module):
 class VAEFamily(ImageFamily):
     name = "vae"
     config_class = VAEConfig
+    presets: ClassVar[dict] = {"tiny": {"width": 8, "hidden": 64, "latent_dim": 8},
+                               "small": {"width": 32, "hidden": 256, "latent_dim": 16},
+                               "base": {"width": 64, "hidden": 512, "latent_dim": 32}}
     train_defaults: ClassVar[dict] = {"batch_size": 128, "lr": 2e-3, "min_lr": 2e-4, "warmup_steps": 50,
                                       "weight_decay": 0.0, "max_steps": 3000, "eval_interval": 250}
 

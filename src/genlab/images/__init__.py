@@ -15,9 +15,14 @@ from genlab.modalities import LoadedRun, Modality
 
 class ImageModality(Modality):
     name = "images"
+    datasets = ("images:digits", "images:mnist:DIR")  # data.BUILTIN_IMAGES
     batch_kind = "images"
     eval_options = ("num_samples", "seed", "label", "steps", "guidance", "eta", "sampler", "weights")
     eval_precisions = ("fp32",)
+    card_limitations = (
+        "A small model for learning and experiments that makes images like its training images. It reproduces "
+        "their style and biases and can reproduce training images almost exactly (the evaluation's near_copies "
+        "says how often). Its outputs are machine-generated and should be labelled as such.")
 
     def claims(self, source: str) -> bool:
         from genlab.images.data import is_image_source
@@ -28,7 +33,7 @@ class ImageModality(Modality):
         from genlab.images.data import open_images
 
         return open_images(source, image_size=cfg.image_size, color=cfg.color, augment=cfg.augment,
-                           val_fraction=cfg.val_fraction)
+                           val_fraction=cfg.val_fraction, extensions=cfg.extensions)
 
     def sampler(self, run: LoadedRun):
         from genlab.images.sample import ImageModel
@@ -41,9 +46,9 @@ class ImageModality(Modality):
         return evaluate_images(sampler, data, **options)
 
     def format_metrics(self, metrics: dict) -> str:
-        from genlab.images.evaluate import metrics_table
+        from genlab.images.evaluate import format_image_metrics
 
-        return metrics_table(metrics)
+        return format_image_metrics(metrics)
 
     def card_data(self, config: dict) -> list[str]:
         im, data = config["images"], config.get("data", {})

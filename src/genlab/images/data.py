@@ -15,6 +15,10 @@ folder where no image can be read is an error. So is an image over MAX_IMAGE_PIX
 bound, ~89.5 megapixels) or over Pillow's own Image.MAX_IMAGE_PIXELS when that is lower: a small file
 that claims more is most likely a decompression bomb. The skipped files are counted by reason in the
 run's data summary (`skipped_files`, `skipped_reasons`).
+
+A folder is walked as the text wing walks one (text/data.py: build, cache and VCS folders are left out)
+and --extensions chooses among the image suffixes. It is images when it holds images and no more text
+or source files than images: a photo folder with a README is images, a code folder with a logo is text.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from genlab.errors import GenlabError
+from genlab.text.data import TEXT_EXTENSIONS, choose_files, extensions_for_folder, folder_files, parse_extensions
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 BUILTIN_IMAGES = ("images:digits", "images:mnist:DIR")
@@ -49,9 +54,10 @@ def is_image_source(source: str) -> bool:
     path = Path(source).expanduser()
     if path.is_file():
         return path.suffix.lower() in IMAGE_SUFFIXES
-    if path.is_dir():  # a folder of images, not one of text that happens to hold a picture
-        suffixes = {p.suffix.lower() for p in path.rglob("*") if p.is_file()}
-        return bool(suffixes & set(IMAGE_SUFFIXES)) and not suffixes & {".txt", ".md"}
+    if path.is_dir():  # a folder of images, not one of text or code that happens to hold a picture
+        suffixes = [f.suffix.lower() for f in folder_files(path)[0]]
+        images = sum(1 for s in suffixes if s in IMAGE_SUFFIXES)
+        return images > 0 and images >= sum(1 for s in suffixes if s in TEXT_EXTENSIONS)
     return False
 
 
@@ -119,14 +125,21 @@ def _read_image(f: Path) -> tuple[str, object] | str:
         return "truncated or corrupt"
 
 
-def _folder(path: Path, size: int, color: str) -> tuple[np.ndarray, np.ndarray, list[str], dict]:
+def _folder(path: Path, size: int, color: str, extensions: str | None = None
+            ) -> tuple[np.ndarray, np.ndarray, list[str], dict, dict]:
     if not path.exists():
-        raise GenlabError(f"dataset {str(path)!r} is neither a built-in name ({', '.join(BUILTIN_IMAGES)}) "
-                          "nor an existing path")
-    files = [path] if path.is_file() else sorted(
-        p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise GenlabError(f"folder {path} has no .png, .jpg or .jpeg files; put your images there")
+        from genlab.modalities import unknown_dataset
+
+        raise unknown_dataset(str(path))
+    folder: dict = {}  # what a folder gave, for the data summary
+    if path.is_file():
+        extensions_for_folder(str(path), extensions)
+        files = [path]
+    else:
+        chosen = parse_extensions(extensions, IMAGE_SUFFIXES, "image")
+        everything, left_out = folder_files(path)
+        files = choose_files(path, IMAGE_SUFFIXES, chosen, "image", everything)
+        folder = {"extensions": list(chosen) if chosen else "default", "left_out_folders": left_out}
     # class labels only when every image sits in a sub-folder of the root
     parents = {f.parent.relative_to(path).parts[0] if f.parent != path else None for f in files}
     class_names = sorted(parents) if None not in parents and len(parents) > 1 else []
@@ -156,7 +169,11 @@ def _folder(path: Path, size: int, color: str) -> tuple[np.ndarray, np.ndarray, 
     mode = "L" if color == "grey" else "RGB"
     out = np.stack([np.asarray(_square(im.convert(mode), size)) for _, im in pictures])
     out = out[:, None] if mode == "L" else out.transpose(0, 3, 1, 2)  # (N, C, H, W)
-    return out, np.asarray(labels, dtype=np.int64), class_names, dict(skipped)
+    if folder:
+        unread = set(bad)
+        folder["files_by_extension"] = dict(collections.Counter(
+            f.suffix.lower() for f in files if f not in unread).most_common())
+    return out, np.asarray(labels, dtype=np.int64), class_names, dict(skipped), folder
 
 
 def _is_colour_palette(im) -> bool:
@@ -196,9 +213,10 @@ class ImageData:
 
     def __init__(self, source: str, train: np.ndarray, train_labels: np.ndarray, val: np.ndarray,
                  val_labels: np.ndarray, class_names: list[str], augment: tuple[str, ...] = (),
-                 skipped: dict | None = None):
+                 skipped: dict | None = None, folder: dict | None = None):
         self.source = source
         self.skipped = dict(skipped or {})  # reason -> files of the source left out
+        self.folder = dict(folder or {})  # a folder source: extensions chosen, files by extension, folders left out
         self.train = torch.from_numpy(np.ascontiguousarray(train))
         self.val = torch.from_numpy(np.ascontiguousarray(val))
         self.train_labels = torch.from_numpy(train_labels)
@@ -269,6 +287,7 @@ class ImageData:
             "num_classes": self.num_classes,
             "skipped_files": int(sum(self.skipped.values())),
             "skipped_reasons": dict(self.skipped),
+            **self.folder,
         }
 
     def preprocessing(self) -> dict:
@@ -304,14 +323,18 @@ def parse_augment(augment: str | list | tuple | None) -> tuple[str, ...]:
 
 
 def open_images(source: str, *, image_size: int | None = None, color: str = "auto", augment=None,
-                val_fraction: float = 0.1) -> ImageData:
-    """Open an image dataset by name or folder, resized to image_size (default: 16 for digits, else native/32)."""
+                val_fraction: float = 0.1, extensions: str | None = None) -> ImageData:
+    """Open an image dataset by name or folder, resized to image_size (default: 16 for digits, else native/32);
+    `extensions` chooses among a folder's image suffixes."""
     if color not in ("auto", "grey", "rgb"):
         raise GenlabError(f"--color must be auto, grey or rgb, got {color!r}")
     if image_size is not None and not 4 <= image_size <= 512:
         raise GenlabError(f"--size must be between 4 and 512 pixels, got {image_size}")
     aug = parse_augment(augment)
     skipped: dict = {}
+    read: dict = {}  # what a folder source gave
+    if source.startswith("images:"):
+        extensions_for_folder(source, extensions)
     if source == "images:digits":
         pixels, labels, names = _digits()
         pixels = _resize(pixels, image_size or 16)
@@ -325,13 +348,19 @@ def open_images(source: str, *, image_size: int | None = None, color: str = "aut
         train, val = _resize(train, image_size or 28), _resize(val, image_size or 28)
         names = [str(i) for i in range(10)]
     elif ":" in source and not Path(source).exists() and not source.startswith("images:"):
+        from genlab.modalities import registry, unknown_dataset
+
+        if source.split(":")[0] not in registry():  # nosuch:thing is no dataset of any modality
+            raise unknown_dataset(source)
         raise GenlabError(f"{source} is not image data; the image families (vae, gan, diffusion) train on "
                           f"{', '.join(BUILTIN_IMAGES)} or a folder of PNG/JPEG files")
     elif source.startswith("images:"):
-        raise GenlabError(f"unknown dataset {source!r}; built-in image datasets are: {', '.join(BUILTIN_IMAGES)}, "
-                          "or give a folder of PNG/JPEG files")
+        from genlab.modalities import unknown_dataset
+
+        raise unknown_dataset(source)
     else:
-        pixels, labels, names, skipped = _folder(Path(source).expanduser(), image_size or 32, color)
+        pixels, labels, names, skipped, read = _folder(Path(source).expanduser(), image_size or 32, color,
+                                                       extensions)
         if len(pixels) < 2:
             raise GenlabError(f"{source} holds {len(pixels)} readable image; give at least 2 (train and validation)")
         train, tl, val, vl = _split(pixels, labels, val_fraction)
@@ -340,7 +369,7 @@ def open_images(source: str, *, image_size: int | None = None, color: str = "aut
     elif color == "grey" and train.shape[1] == 3:
         weights = np.array([0.299, 0.587, 0.114])[None, :, None, None]  # ITU-R 601 luma, as Pillow's "L"
         train, val = [np.rint((a * weights).sum(1, keepdims=True)).astype(np.uint8) for a in (train, val)]
-    return ImageData(source, train, tl, val, vl, names, aug, skipped)
+    return ImageData(source, train, tl, val, vl, names, aug, skipped, read)
 
 
 def _split(pixels: np.ndarray, labels: np.ndarray, val_fraction: float):

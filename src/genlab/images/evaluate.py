@@ -8,12 +8,15 @@ features of shape and stroke. In that space:
 - Fréchet distance between Gaussians fitted to generated and held-out real features (Heusel et al.
   2017, "FID"): |mu1 - mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)).
 - KID, the unbiased squared MMD with the cubic polynomial kernel (Bińkowski et al. 2018), averaged
-  over random subsets; unlike FID it is unbiased in the number of samples.
+  over random subsets; unlike FID it is unbiased in the number of samples. Kept x1000 (`kid_x1000`).
 - precision and recall from k-NN manifolds (Kynkäänniemi et al. 2019): the share of generated
   samples inside the real manifold (quality), and of real samples inside the generated one (coverage).
 - for conditional models, the classifier's accuracy on samples of each requested label.
 - memorisation: the pixel distance from each sample to its nearest training image, beside the same
   distance for held-out real images (a model that copies comes out much closer than real data does).
+
+Each figure has a `real_` twin: the held-out real images measured against as many training images, i.e.
+what a model that made real images would score.
 """
 
 from __future__ import annotations
@@ -169,6 +172,10 @@ def _kth_neighbour_radius(x: torch.Tensor, k: int) -> torch.Tensor:
 def precision_recall(real, fake, k: int = 3) -> tuple[float, float]:
     """Kynkäänniemi et al. 2019: precision = share of fakes within some real's k-NN ball, recall the converse."""
     real, fake = torch.as_tensor(np.asarray(real, np.float64)), torch.as_tensor(np.asarray(fake, np.float64))
+    k = min(k, len(real) - 1, len(fake) - 1)  # a handful of held-out images: the nearest neighbours there are
+    if k < 1:
+        raise GenlabError(f"precision and recall need at least 2 real and 2 generated images, got {len(real)} "
+                          f"and {len(fake)}; give more data or --num-samples")
     r_real, r_fake = _kth_neighbour_radius(real, k), _kth_neighbour_radius(fake, k)
     d = torch.cdist(fake, real)  # (M, N)
     precision = (d <= r_real[None, :] + 1e-9).any(1).double().mean()
@@ -196,7 +203,8 @@ def image_metrics(images: torch.Tensor, labels: list[int] | None, data, classifi
     val_nn = nearest_distance(real, train)
     out = {
         "frechet_distance": round(frechet_distance(f_real, f_gen), 4),
-        "kid": round(kernel_inception_distance(f_real, f_gen), 5),
+        # KID is a few thousandths for close sets: x1000, so it reads like a number
+        "kid_x1000": round(1000 * kernel_inception_distance(f_real, f_gen), 3),
         "precision": round(precision, 4),
         "recall": round(recall, 4),
         "nearest_train_distance": round(float(gen_nn.mean()), 4),
@@ -215,13 +223,26 @@ def image_metrics(images: torch.Tensor, labels: list[int] | None, data, classifi
     return out
 
 
+def real_baselines(data, classifier: FeatureNet, n: int, seed: int = 0) -> dict:
+    """The same figures for real images: the held-out images against n training images (as many as samples,
+    so both carry the same small-sample bias). What a model that made real images would score."""
+    real, _ = data.images("val")
+    train, _ = data.images("train")
+    pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[: max(2, n)]
+    f_real, f_train = classifier.features(real), classifier.features(train[pick])
+    precision, recall = precision_recall(f_real, f_train)
+    return {"real_frechet_distance": round(frechet_distance(f_real, f_train), 4),
+            "real_kid_x1000": round(1000 * kernel_inception_distance(f_real, f_train), 3),
+            "real_precision": round(precision, 4), "real_recall": round(recall, 4)}
+
+
 def open_run_data(config: dict, source: str | None = None):
     """The dataset a run was trained on, with the same size, colour and split."""
     from genlab.images.data import open_images
 
     im, train = config["images"], config["train"]
     data = open_images(source or config["data"]["source"], image_size=im["image_size"], color=im["color"],
-                       val_fraction=train["val_fraction"])
+                       val_fraction=train["val_fraction"], extensions=None if source else train.get("extensions"))
     if source is None and data.content_hash != config["data"].get("content_sha256"):
         print(f"genlab: warning: {config['data']['source']} changed since training; metrics use it as it is now",
               file=sys.stderr)
@@ -237,16 +258,47 @@ def evaluate_images(m, data: str | None = None, *, num_samples: int = 1000, seed
     ds = open_run_data(m.config, data)
     classifier, info = cached_classifier(ds, Path(m.run_dir) / "cache", quiet=quiet)
     t0 = time.perf_counter()
-    images = m.generate(num_samples=num_samples, seed=seed, **controls)
+    images = m.generate(num_samples=num_samples, seed=seed, output_type="pt", **controls)
     seconds = time.perf_counter() - t0
     metrics = image_metrics(images, m.last_labels if m.model.conditional else None, ds, classifier)
+    metrics.update(real_baselines(ds, classifier, num_samples, seed))
+    if "label_accuracy" in metrics and info.get("task") == "classes":
+        metrics["real_label_accuracy"] = info["val_accuracy"]  # the classifier on held-out real images
     return {**metrics, "num_samples": num_samples, "seed": seed, "sample_seconds": round(seconds, 2),
             "samples_per_s": round(num_samples / seconds, 1), "controls": m.last_controls,
             "data": ds.source, "split": "val", "real_images": len(ds.val), "classifier": info}
 
 
-def metrics_table(metrics: dict) -> str:
-    """A readable two-column table of the scalar metrics."""
-    rows = [(k, v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)]
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+REAL = "real held-out vs real training images"
+# figure, direction, the key of its baseline and what that baseline is
+IMAGE_FIGURES = (
+    ("frechet_distance", "lower is better", "real_frechet_distance", REAL),
+    ("kid_x1000", "KID x 1000, lower is better", "real_kid_x1000", REAL),
+    ("precision", "higher is better (quality)", "real_precision", REAL),
+    ("recall", "higher is better (coverage)", "real_recall", REAL),
+    ("label_accuracy", "higher is better", "real_label_accuracy", "real held-out images"),
+    ("nearest_train_distance", "well below real means copying", "real_nearest_train_distance", "real held-out images"),
+    ("near_copies", "lower is better", None, "real held-out images: 0.01 by construction"),
+)
+
+
+def format_image_metrics(metrics: dict) -> str:
+    """One line of what was sampled, then each figure with its direction and real images' figure beside it."""
+    from genlab.modalities import figure_line, plain
+
+    lines = []
+    if "num_samples" in metrics:
+        lines.append(f"samples: {metrics['num_samples']} (seed {metrics.get('seed', 0)}, "
+                     f"{plain(metrics.get('samples_per_s'))}/s) against {plain(metrics.get('real_images'))} "
+                     f"held-out images; controls: {plain(metrics.get('controls') or {})}")
+    for name, better, base_key, base in IMAGE_FIGURES:
+        if name not in metrics:
+            continue
+        if base_key is None:
+            note = f"{better}; {base}"
+        elif base_key in metrics:
+            note = f"{better}; {base}: {plain(metrics[base_key])}"
+        else:
+            note = better
+        lines.append(figure_line(name, metrics[name], note))
+    return "\n".join(lines)

@@ -102,12 +102,15 @@ class ImageModel(Sampler):
 
     @torch.inference_mode()
     def generate(self, num_samples: int = 16, seed: int | None = None, label: int | str | None = None,
-                 interpolate: bool = False, **controls) -> torch.Tensor:
-        """Images in [-1, 1], (N, C, H, W). interpolate=True walks from one noise to another in N steps.
+                 interpolate: bool = False, output_type: str = "pil", **controls):
+        """A PIL image, or a list of them when num_samples > 1; with output_type="pt" a tensor (N, C, H, W) in
+        [-1, 1] (as diffusers' pipelines offer). interpolate=True walks from one noise to another in N steps.
 
         Controls depend on the family: diffusion takes sampler (ddpm|ddim), steps, guidance, eta and
         weights (ema|raw); gan takes weights; vae none.
         """
+        if output_type not in ("pil", "pt"):
+            raise GenlabError(f"output_type must be pil (PIL images) or pt (a tensor), got {output_type!r}")
         if num_samples <= 0:
             raise GenlabError(f"--num-samples must be positive, got {num_samples}")
         if interpolate and num_samples < 2:
@@ -132,7 +135,11 @@ class ImageModel(Sampler):
         resolve = getattr(self.model, "resolve_controls", lambda g: {**self.model.controls, **g})
         self.last_controls = {**resolve(given), "label": label, "interpolate": interpolate}
         self.last_labels = None if labels is None else labels.tolist()
-        return torch.cat(out).clamp(-1, 1)
+        images = torch.cat(out).clamp(-1, 1)
+        if output_type == "pt":
+            return images
+        pil = to_pil(images)
+        return pil[0] if num_samples == 1 else pil
 
     @torch.inference_mode()
     def reconstruct(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -147,13 +154,17 @@ class ImageModel(Sampler):
         label = {} if position is None or self.last_labels is None else {"label": self.last_labels[position]}
         return self.provenance_source.record(self.last_seed, self.last_controls, index=index, **label)
 
-    def write(self, images: torch.Tensor, out_dir, prefix: str = "sample") -> list[Path]:
+    def write(self, images, out_dir, prefix: str = "sample") -> list[Path]:
         """Write a grid, the grid scaled up for viewing, and one PNG per image into out_dir, each with its
-        provenance in text chunks. Files already there are kept: the numbers go on from them."""
+        provenance in text chunks: what generate() returned (PIL images, or a tensor in [-1, 1]). Files already
+        there are kept: the numbers go on from them."""
         from genlab.images.data import to_pixels
 
         out = output_folder(out_dir)
-        pixels = to_pixels(images)  # (N, H, W, C) uint8
+        if isinstance(images, torch.Tensor):
+            pixels = to_pixels(images)  # (N, H, W, C) uint8
+        else:
+            pixels = torch.stack([from_pil(im) for im in ([images] if hasattr(images, "getpixel") else images)])
         first = first_free_number(out, f"{prefix}-")
         paths = []
         for i, p in enumerate(pixels):
@@ -173,6 +184,24 @@ class ImageModel(Sampler):
     def summary(self, images, paths: list[Path], out_dir) -> str:
         return (f"wrote {paths[0]} ({paths[1].name} scaled for viewing) and {len(paths) - 2} images to {out_dir}/ "
                 f"(seed {self.last_seed})")
+
+
+def to_pil(images: torch.Tensor) -> list:
+    """Images in [-1, 1] (N, C, H, W) as PIL images: grey ("L") for one channel, "RGB" for three."""
+    from PIL import Image
+
+    from genlab.images.data import to_pixels
+
+    arrays = to_pixels(images).numpy()
+    return [Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in arrays]
+
+
+def from_pil(image) -> torch.Tensor:
+    """A PIL image as (H, W, C) uint8 pixels, as to_pil made it."""
+    import numpy as np
+
+    arr = np.array(image)  # a copy: PIL's own buffer is read-only
+    return torch.from_numpy(arr[..., None] if arr.ndim == 2 else arr)
 
 
 VIEW_SIDE = 512  # the viewing grid is scaled up (by a whole factor, nearest neighbour) to about this side

@@ -15,9 +15,14 @@ from genlab.modalities import LoadedRun, Modality
 
 class MusicModality(Modality):
     name = "music"
+    datasets = ("music:folk", "music:bach")  # data.BUILTIN_MUSIC
     batch_kind = "tokens"  # tunes are token streams: gpt and lstm train on them as on text
     eval_options = ("split", "max_tokens", "num_samples", "seed", "temperature", "top_k", "max_new_tokens",
                     "distribution_samples")
+    card_limitations = (
+        "A small model for learning, experiments and sketching tunes like its training tunes. It reproduces "
+        "their style and can copy phrases from them (the evaluation's longest_copied_notes says how long). Its "
+        "outputs are machine-generated and should be labelled as such.")
 
     def claims(self, source: str) -> bool:
         from genlab.music.data import is_music_source
@@ -27,7 +32,8 @@ class MusicModality(Modality):
     def open_data(self, source: str, cfg, block_size: int | None):
         from genlab.music.data import open_music
 
-        return open_music(source, block_size=block_size, tokenizer=cfg.tokenizer, val_fraction=cfg.val_fraction)
+        return open_music(source, block_size=block_size, tokenizer=cfg.tokenizer, val_fraction=cfg.val_fraction,
+                          extensions=cfg.extensions)
 
     def load_preprocessing(self, run_dir: Path, config: dict):
         from genlab.music.tokenizers import load_music_tokenizer
@@ -43,6 +49,11 @@ class MusicModality(Modality):
         from genlab.music.evaluate import evaluate_music
 
         return evaluate_music(sampler, data, **options)
+
+    def format_metrics(self, metrics: dict) -> str:
+        from genlab.music.evaluate import music_summary
+
+        return music_summary(metrics)
 
     def card_data(self, config: dict) -> list[str]:
         return [f"- tokenizer: {config.get('tokenizer', {}).get('kind')} with {config['model'].get('vocab_size')} "

@@ -10,6 +10,13 @@ Tunes are shuffled once with a fixed seed and the last `val_fraction` of them ar
 validation tunes come from every collection. Tunes that cannot be read are counted by reason,
 reported, and stored in the run's config; none is dropped silently.
 
+A folder is read as the text wing reads one (text/data.py): build, cache and VCS folders are left out,
+--extensions chooses among the music suffixes, and what it read (files by extension, files skipped
+with their reasons: an unreadable file, an .xml file that is not MusicXML) is one line on stderr when
+training starts and is written into the run's data summary. A folder is music when it holds music
+files and no more text or source files than music files: a code folder with a MIDI test fixture or a
+pom.xml is text.
+
 Tunes are bounded (music/tokenizers.py): a silence between notes over four bars is shortened
 (MAX_SILENCE), an event tune is cut at MAX_EVENT_TOKENS tokens and an ABC tune at MAX_ABC_TOKENS.
 Each cut is counted by kind, reported, and stored in the run's config (`cuts` of the data summary).
@@ -49,11 +56,17 @@ from genlab.music.tokenizers import (
     split_tunes,
 )
 from genlab.text.data import (
+    TEXT_EXTENSIONS,
     BrokenCache,
+    FolderRead,
     TextData,
     cache_dtype,
     cache_tokenizer,
     cached,
+    choose_files,
+    extensions_for_folder,
+    folder_files,
+    parse_extensions,
     read_cache_meta,
     read_cache_tokens,
     windows_at,
@@ -81,6 +94,7 @@ class MusicCorpus:
     failures: dict = field(default_factory=dict)  # reason -> count
     examples: list = field(default_factory=list)  # a few (file, reason) pairs
     cuts: dict = field(default_factory=dict)  # what was cut to the caps on tunes -> count
+    read: FolderRead | None = None  # what a folder source gave; None for a built-in corpus or one file
 
     @property
     def split(self) -> int:
@@ -103,15 +117,29 @@ class MusicCorpus:
 
 
 def is_music_source(source: str) -> bool:
-    """A `music:` name, a music file, or a folder holding any music file."""
+    """A `music:` name, a music file, or a folder holding music files and no more text or source files."""
     if source.startswith("music:"):
         return True
     path = Path(source).expanduser()
     if path.is_file():
         return path.suffix.lower() in MUSIC_SUFFIXES
     if path.is_dir():
-        return any(p.suffix.lower() in MUSIC_SUFFIXES for p in path.rglob("*") if p.is_file())
+        files = folder_files(path)[0]
+        music = sum(1 for f in files if f.suffix.lower() in MUSIC_SUFFIXES and _is_score(f))
+        return music > 0 and music >= sum(1 for f in files if f.suffix.lower() in TEXT_EXTENSIONS)
     return False
+
+
+def _is_score(f: Path) -> bool:
+    """False for an .xml file that is not MusicXML (a pom.xml, a config); True for every other music suffix."""
+    if f.suffix.lower() != ".xml":
+        return True
+    try:
+        with open(f, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return True  # counted as unreadable where it is read
+    return b"score-partwise" in head or b"score-timewise" in head
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -125,24 +153,42 @@ def _music21_corpus_root() -> Path:
     return Path(music21.__file__).parent / "corpus"
 
 
-def _source_files(source: str) -> list[Path]:
+def _source_files(source: str, extensions: str | None = None) -> tuple[list[Path], FolderRead | None]:
+    """The files of a source, and for a folder what it read (files by extension, files skipped by reason)."""
+    if source in BUILTIN_MUSIC:
+        extensions_for_folder(source, extensions)
+    if source == "music:bach":
+        return [], None  # read from music21's corpus by name (_event_tunes)
     if source == "music:folk":
         root = _music21_corpus_root()
-        return [f for c in FOLK_COLLECTIONS for f in sorted((root / c).rglob("*.abc"))]
-    if source.startswith("music:"):
-        raise GenlabError(f"unknown dataset {source!r}; built-in music datasets are: {', '.join(BUILTIN_MUSIC)}")
+        return [f for c in FOLK_COLLECTIONS for f in sorted((root / c).rglob("*.abc"))], None
     path = Path(source).expanduser()
-    if not path.exists():
-        raise GenlabError(f"dataset {source!r} is neither a built-in name ({', '.join(BUILTIN_MUSIC)}) "
-                          "nor an existing path")
+    if source.startswith("music:") or not path.exists():
+        from genlab.modalities import unknown_dataset
+
+        raise unknown_dataset(source)
     if path.is_file():
+        extensions_for_folder(source, extensions)
         if path.suffix.lower() not in MUSIC_SUFFIXES:
             raise GenlabError(f"{path} is not a music file; use .abc, .mid, .midi, .musicxml or .mxl")
-        return [path]
-    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MUSIC_SUFFIXES)
+        return [path], None
+    chosen = parse_extensions(extensions, MUSIC_SUFFIXES, "music")
+    everything, left_out = folder_files(path)
+    report = FolderRead(str(path), "music", chosen, left_out_dirs=left_out)
+    files = []
+    for f in choose_files(path, MUSIC_SUFFIXES, chosen, "music", everything):
+        if not os.access(f, os.R_OK):
+            report.skip(f, "unreadable (permission denied)")
+        elif not _is_score(f):
+            report.skip(f, "not MusicXML")
+        else:
+            files.append(f)
+            report.files[f.suffix.lower()] += 1
     if not files:
-        raise GenlabError(f"folder {path} has no .abc, .mid, .midi, .musicxml or .mxl files; put your tunes there")
-    return files
+        reasons = ", ".join(f"{c} {r}" for r, c in report.skipped.most_common())
+        raise GenlabError(f"none of the music files of {path} can be read ({reasons}); "
+                          "give ABC, MIDI or MusicXML files")
+    return files, report
 
 
 def _content_hash(source: str, files: list[Path]) -> str:
@@ -268,9 +314,13 @@ def _fail(failures: collections.Counter, examples: list, f: Path, reason: str) -
 
 
 def prepare_music(source: str, tokenizer: str | None = None, val_fraction: float = 0.1,
-                  quiet: bool = False) -> MusicCorpus:
-    """Tokenize a music corpus once (cached on disk) and split its tunes into train and validation."""
-    files = [] if source == "music:bach" else _source_files(source)  # unknown names and empty folders raise here
+                  quiet: bool = False, extensions: str | None = None) -> MusicCorpus:
+    """Tokenize a music corpus once (cached on disk) and split its tunes into train and validation.
+
+    The cache is keyed by the hash of the files read (their names and bytes), so other `extensions` that
+    read other files never reuse this one."""
+    # unknown names, empty folders and extensions without files raise here
+    files, report = _source_files(source, extensions)
     kind = _choose_kind(source, files, tokenizer)
     content_hash = _content_hash(source, files)
     folder = cache_root() / "music" / f"v{CACHE_VERSION}-{content_hash[:24]}-{kind}"
@@ -283,7 +333,7 @@ def prepare_music(source: str, tokenizer: str | None = None, val_fraction: float
                           f"({sum(failures.values())} could not be read); it needs at least 2")
     n_val = min(n_tunes - 1, max(1, round(n_tunes * val_fraction)))
     corpus = MusicCorpus(tokens, starts, n_tunes - n_val, tok, source, content_hash, failures, meta["examples"],
-                         cuts)
+                         cuts, report)
     if failures and not quiet:
         top = ", ".join(f"{c} {r!r}" for r, c in sorted(failures.items(), key=lambda x: -x[1])[:3])
         print(f"genlab: {source}: {n_tunes} tunes read, {sum(failures.values())} could not be and are left out "
@@ -396,6 +446,9 @@ class MusicData(TextData):
             "unreadable_tunes": int(sum(c.failures.values())),
             "unreadable_reasons": dict(sorted(c.failures.items(), key=lambda x: -x[1])[:10]),
             "cuts": dict(c.cuts),
+            "skipped_files": int(sum(c.read.skipped.values())) if c.read else 0,
+            "skipped_reasons": dict(c.read.skipped) if c.read else {},
+            **(c.read.describe() if c.read else {}),
         }
 
 
@@ -422,5 +475,9 @@ def _transpose_windows(x: torch.Tensor, y: torch.Tensor, tok: EventTokenizer, ge
 
 
 def open_music(source: str, *, block_size: int, tokenizer: str | None = None,
-               val_fraction: float = 0.1) -> MusicData:
-    return MusicData(prepare_music(source, tokenizer, val_fraction), block_size)
+               val_fraction: float = 0.1, extensions: str | None = None) -> MusicData:
+    """A music corpus prepared for training; what a folder gave is one line on stderr."""
+    corpus = prepare_music(source, tokenizer, val_fraction, extensions=extensions)
+    if corpus.read is not None:
+        corpus.read.say(f", {corpus.n_tunes} tunes")
+    return MusicData(corpus, block_size)

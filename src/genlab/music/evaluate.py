@@ -1,6 +1,7 @@
 """Music metrics: is it music, does it sound like the training tunes, is it new?
 
-- validation loss per token (and perplexity) over the held-out tunes, each read from its start;
+- loss per token (named by its split: `val_loss`, `train_loss`) and perplexity over the held-out tunes,
+  each read from its start, beside a uniform model's ln(vocabulary);
 - parse rate: the share of sampled tunes that music21 parses, that have at least 8 notes and that
   convert to MIDI (and read back); the same check on as many real held-out tunes gives the
   yardstick `real_parse_rate`;
@@ -11,7 +12,10 @@
   held-out tunes, their body tokens shuffled among them) shows what "no musical structure" scores,
   and the held-out tunes themselves (`_real`) what sampling noise alone gives;
 - originality: the longest run of notes (pitch and length) a sample shares with any training
-  tune, and the share of sampled 8-note n-grams that occur in the training tunes.
+  tune, and the share of sampled 8-note n-grams that occur in the training tunes; the same for as
+  many held-out tunes (`real_`).
+
+`genlab eval` prints a summary of about ten lines (`music_summary`); metrics.json keeps every figure.
 """
 
 from __future__ import annotations
@@ -145,7 +149,7 @@ def tune_loss(model, corpus, tunes: range, block_size: int, device, max_tokens: 
                                  reduction="sum").item()
         count += int((y != -100).sum())
     loss = total / count
-    return {"val_loss": round(loss, 5), "perplexity": round(math.exp(loss), 4), "tokens": count}
+    return {"loss": round(loss, 5), "perplexity": round(math.exp(loss), 4), "tokens": count}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -279,21 +283,25 @@ def evaluate_music(m, data: str | None = None, *, split: str | None = None, max_
         if value < 1:
             raise GenlabError(f"{flag} must be at least 1, got {value}")
     source = data or m.config["data"]["source"]
-    corpus = prepare_music(source, m.tokenizer.kind, m.config["train"]["val_fraction"], quiet=True)
+    corpus = prepare_music(source, m.tokenizer.kind, m.config["train"]["val_fraction"], quiet=True,
+                           extensions=None if data else m.config["train"].get("extensions"))
     if m.tokenizer.kind == "abc" and corpus.tokenizer.vocab != m.tokenizer.vocab:
         raise GenlabError(f"{source} tokenizes into a vocabulary this model was not trained on; "
                           "evaluate it on its own training data")
     held = {"val": range(corpus.n_train, corpus.n_tunes), "train": range(corpus.n_train),
             "all": range(corpus.n_tunes)}[split]
     block = m.config["model"].get("block_size", 256)
-    metrics: dict = tune_loss(inference_copy(m.model, m.precision), corpus, held, block, m.device,
-                              max_tokens=max_tokens if max_tokens is not None else 100_000)
+    scored = tune_loss(inference_copy(m.model, m.precision), corpus, held, block, m.device,
+                       max_tokens=max_tokens if max_tokens is not None else 100_000)
+    vocab = int(m.config["model"]["vocab_size"])
+    # the loss is named by its split (a train figure never reads as validation), beside a uniform model's ln(V)
+    metrics: dict = {f"{split}_loss": scored.pop("loss"), **scored, "uniform_loss": round(math.log(vocab), 5)}
 
     total = max(num_samples, distribution_samples)
     sampled = []  # in batches of SAMPLE_BATCH, the first with `seed` itself, as `genlab sample --seed` gives
     for batch, start in enumerate(range(0, total, SAMPLE_BATCH)):
         n = min(SAMPLE_BATCH, total - start)
-        sampled += [t.tokens for t in m.generate("", num_samples=n, max_new_tokens=max_new_tokens,
+        sampled += [t.tokens for t in m.tunes("", num_samples=n, max_new_tokens=max_new_tokens,
                                                  temperature=temperature, top_k=top_k, seed=seed + batch)]
     held_out = [m.tokenizer.tokens(corpus.tune(i)) for i in range(corpus.n_train, corpus.n_tunes)]
     ok = [playable(m, t) for t in sampled[:num_samples]]
@@ -307,7 +315,6 @@ def evaluate_music(m, data: str | None = None, *, split: str | None = None, max_
         "ended_share": round(sum(t[-1] == EOS for t in sampled) / max(1, len(sampled)), 4),
         "failure_reasons": dict(reasons.most_common(5)),
     })
-    metrics["parse_ratio"] = round(metrics["parse_rate"] / max(1e-9, metrics["real_parse_rate"]), 4)
 
     train_notes = [token_notes(m.tokenizer, m.tokenizer.tokens(corpus.tune(i))) for i in range(corpus.n_train)]
     every_sample_notes = [token_notes(m.tokenizer, t) for t in sampled]
@@ -324,8 +331,48 @@ def evaluate_music(m, data: str | None = None, *, split: str | None = None, max_
         metrics[f"{name}_distance_real"] = distances(f_train[name], f_ref[name])[0]
     metrics["bars_per_tune"] = round(float(np.mean([t.bars for t in sample_notes])), 2)
     metrics["bars_per_tune_train"] = round(float(np.mean([t.bars for t in train_notes])), 2)
+    train_codes = [note_codes(t.pitches, t.durations) for t in train_notes]
     metrics.update(originality([note_codes(t.pitches, t.durations) for t in every_sample_notes[:num_samples]],
-                               [note_codes(t.pitches, t.durations) for t in train_notes]))
+                               train_codes))
+    # real tunes side by side: held-out tunes share phrases with training ones too (folk tunes borrow)
+    real = originality([note_codes(t.pitches, t.durations) for t in ref_notes[:num_samples]], train_codes)
+    metrics.update({f"real_{k}": v for k, v in real.items()})
     metrics.update({"data": source, "split": split, "seed": seed, "temperature": temperature, "top_k": top_k,
                     "precision": m.precision})
     return metrics
+
+
+DISTANCES = ("pitch_class", "scale_degree", "duration", "interval", "bars")
+
+
+def music_summary(metrics: dict) -> str:
+    """About ten lines: what was sampled, then each headline figure with its direction and the real tunes'
+    figure beside it (and, for the distances, shuffled tokens'). Every other figure stays in metrics.json."""
+    from genlab.modalities import figure_line, plain
+
+    split = metrics.get("split", "val")
+    loss_key = f"{split}_loss" if f"{split}_loss" in metrics else "val_loss"  # runs evaluated before the split
+    top_k = metrics.get("top_k")
+    lines = [f"tunes: {metrics.get('num_samples')} sampled for parse rate and originality, "
+             f"{metrics.get('distribution_samples')} for distributions; seed {metrics.get('seed')}, "
+             f"temperature {plain(metrics.get('temperature'))}, top-k {'off' if top_k is None else top_k}"]
+
+    def line(name: str, better: str, base: str = "") -> None:
+        if name in metrics:
+            lines.append(figure_line(name, metrics[name], f"{better}; {base}" if base else better))
+
+    line(loss_key, "nats per token, lower is better", f"uniform model: {plain(metrics.get('uniform_loss'))}"
+         if "uniform_loss" in metrics else "")
+    line("parse_rate", "higher is better", f"real tunes: {plain(metrics.get('real_parse_rate'))}")
+    line("ended_share", "higher is better", "real tunes all end")
+    for name in DISTANCES:
+        key = f"{name}_distance"
+        line(key, "0 = as training, lower is better", f"real tunes: {plain(metrics.get(key + '_real'))}, "
+             f"shuffled: {plain(metrics.get(key + '_shuffled'))}")
+    for name in ("longest_copied_notes", f"copied_{NGRAM}gram_share"):
+        real = metrics.get(f"real_{name}")
+        line(name, "lower is more original", "" if real is None else f"real tunes: {plain(real)}")
+    if metrics.get("failure_reasons"):
+        why = metrics["failure_reasons"].items()
+        lines.append("unplayable samples: " + "; ".join(f"{reason} ({n})" for reason, n in why))
+    return "\n".join(lines)

@@ -60,8 +60,14 @@ class MusicModel(Sampler):
     def formats(self) -> tuple[str, ...]:
         return MUSIC_FORMATS if self.tokenizer.kind == "abc" else ("mid", "wav")
 
-    def generate(self, prompt: str = "", **controls) -> list[Tune]:
-        """Sample `num_samples` tunes continuing `prompt` (e.g. 'M:6/8 K:Dmaj'); each stops at its end token."""
+    def generate(self, prompt: str = "", **controls) -> Tune | list[Tune]:
+        """Sample a tune continuing `prompt` (e.g. 'M:6/8 K:Dmaj'), or a list of `num_samples` > 1 tunes; each
+        stops at its end token."""
+        tunes = self.tunes(prompt, **controls)
+        return tunes[0] if controls.get("num_samples", 1) == 1 else tunes
+
+    def tunes(self, prompt: str = "", **controls) -> list[Tune]:
+        """generate(), always as a list."""
         controls.setdefault("max_new_tokens", 512)
         if controls.get("stop"):
             raise GenlabError("--stop is for text; a tune ends at its own end token")
@@ -116,13 +122,14 @@ class MusicModel(Sampler):
             tune.error = "it has no notes"
         return tune
 
-    def write(self, tunes: list[Tune], out_dir: str | Path, formats: tuple[str, ...] | None = None,
+    def write(self, tunes: Tune | list[Tune], out_dir: str | Path, formats: tuple[str, ...] | None = None,
               stem: str = "tune", renderer: str = "auto") -> list[Path]:
         """Write each tune as .abc / .mid / .wav into out_dir; a tune that cannot be converted keeps its .abc.
         The .wav comes from `renderer`: additive, fluidsynth, or auto (fluidsynth where installed)."""
         from genlab.music.convert import notes_to_midi
         from genlab.music.synth import pick_renderer, write_wav
 
+        tunes = [tunes] if isinstance(tunes, Tune) else tunes
         formats = tuple(formats or self.formats)
         for f in formats:
             if f not in MUSIC_FORMATS:
@@ -155,11 +162,13 @@ class MusicModel(Sampler):
                 tune.files.append(str(base.with_suffix(".wav")))
         return [Path(f) for t in tunes for f in t.files]
 
-    def show(self, tunes: list[Tune]) -> str:
+    def show(self, tunes: Tune | list[Tune]) -> str:
         """Each tune as ABC (or, for an event model, its event tokens)."""
+        tunes = [tunes] if isinstance(tunes, Tune) else tunes
         return "\n".join(f"--- tune {t.index} ---\n{self.abc(t) if 'abc' in self.formats else t.text}" for t in tunes)
 
-    def summary(self, tunes: list[Tune], paths: list[Path], out_dir) -> str:
+    def summary(self, tunes: Tune | list[Tune], paths: list[Path], out_dir) -> str:
+        tunes = [tunes] if isinstance(tunes, Tune) else tunes
         lines = [f"tune {t.index}: {', '.join(t.files)}" + (f"  (could not convert: {t.error})" if t.error else "")
                  for t in tunes]
         return "\n".join([*lines, f"wrote {len(paths)} files to {out_dir}/"])

@@ -6,11 +6,10 @@ describes its data and how to sample it.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from genlab.io import atomic_write_text, read_json, run_lock
-from genlab.modalities import modality_of_run
+from genlab.modalities import OWN_EVALUATION, describe_evaluation, modality_of_run, plain, read_evaluations
 
 
 def write_model_card(run_dir: Path) -> None:
@@ -25,10 +24,12 @@ def write_model_card(run_dir: Path) -> None:
 def _write_card(run_dir: Path) -> None:
     config = read_json(run_dir / "config.json")
     state = read_json(run_dir / "trainer_state.json") if (run_dir / "trainer_state.json").exists() else {}
-    evals = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").exists() else {}
+    evals = read_evaluations(run_dir, config)
     train, model, data = config["train"], config["model"], config.get("data", {})
     modality = modality_of_run(config)
     best = state.get("best_val_loss")
+    imported = _imported(config)
+    params = f"{config.get('n_params', 0) / 1e6:.2f}M parameters"
     lines = [
         "---",
         "library_name: genlab",
@@ -37,30 +38,47 @@ def _write_card(run_dir: Path) -> None:
         "",
         f"# {run_dir.name}",
         "",
-        f"A `{config['family']}` model trained with genlab {config.get('genlab_version', '')}: "
-        f"{config.get('n_params', 0) / 1e6:.2f}M parameters.",
-        "",
-        "## Training data",
-        "",
-        f"- source: `{data.get('source')}` (sha256 of its content `{str(data.get('content_sha256', ''))[:16]}…`)",
-        *modality.card_data(config),
-        "",
-        "## Training",
-        "",
-        f"- steps: {state.get('step', 0)} of {train['max_steps']}, batch {train['batch_size']}, "
-        f"lr {train['lr']} (warmup {train['warmup_steps']}, cosine to {train['min_lr']}), seed {train['seed']}",
-        f"- model: `{json.dumps(model)}`",
-        f"- best validation loss: {best:.4f}" if best is not None else "- best validation loss: not evaluated yet",
-        "",
     ]
+    if imported is None:
+        lines += [
+            f"A `{config['family']}` model trained with genlab {config.get('genlab_version', '')}: {params}.",
+            "",
+            "## Training data",
+            "",
+            f"- source: `{data.get('source')}` (sha256 of its content `{str(data.get('content_sha256', ''))[:16]}…`)",
+            *modality.card_data(config),
+            "",
+            "## Training",
+            "",
+            f"- steps: {state.get('step', 0)} of {train['max_steps']}, batch {train['batch_size']}, "
+            f"lr {train['lr']} (warmup {train['warmup_steps']}, cosine to {train['min_lr']}), seed {train['seed']}",
+            f"- model: {plain(model)}",
+            f"- best validation loss: {best:.4f}" if best is not None else "- best validation loss: not evaluated yet",
+            "",
+        ]
+    else:
+        source, fmt = imported
+        tokenizer = config.get("tokenizer")
+        lines += [
+            f"A `{config['family']}` model whose weights were imported into genlab {config.get('genlab_version', '')} "
+            f"from `{source}` ({_FORMATS.get(fmt, fmt)}): {params}. It was not trained with "
+            "genlab.",
+            "",
+            "## Training data and training",
+            "",
+            "- not known to genlab: the weights were trained elsewhere; see the card of their source. genlab holds "
+            "none of their training data, so the run has no validation split of its own and cannot be resumed.",
+            *([f"- tokenizer: {plain(tokenizer.get('kind'))} with {plain(tokenizer.get('vocab_size'))} tokens "
+               "(imported with the weights)"] if isinstance(tokenizer, dict) else []),
+            f"- model: {plain(model)}",
+            "",
+        ]
     if evals:
-        lines += ["## Evaluation", ""] + [f"- {k}: {v}" for k, v in evals.items()] + [""]
+        lines += ["## Evaluation", "", *_evaluation(config, evals, run_dir, imported is not None), ""]
     lines += [
         "## Intended use and limitations",
         "",
-        "A small model for learning, experiments and generating drafts like its training data. It reproduces "
-        "the style, errors and biases of that data, can copy passages from it, and states falsehoods "
-        "fluently. Its outputs are machine-generated and should be labelled as such.",
+        modality.card_limitations,
         "",
         "## How to use",
         "",
@@ -70,3 +88,33 @@ def _write_card(run_dir: Path) -> None:
         "",
     ]
     atomic_write_text(run_dir / "README.md", "\n".join(lines))
+
+
+# what an import format is, in words; a format not named here is shown by its name
+_FORMATS = {"hf-gpt2": "format hf-gpt2: a transformers GPT-2 directory"}
+
+
+def _imported(config: dict) -> tuple[str, str] | None:
+    """Where an imported run's weights came from and in which format (written by `genlab import`); None for a
+    run genlab trained."""
+    if not config.get("imported_from"):
+        return None
+    return str(config["imported_from"]), str(config.get("imported_format", "hf-gpt2"))
+
+
+def _evaluation(config: dict, evals: dict[str, dict], run_dir: Path, imported: bool = False) -> list[str]:
+    """The run's own validation figures (never whichever evaluation ran last), and which others metrics.json
+    holds. An imported run has no data of its own: it is measured on text given to `genlab eval`."""
+    own = evals.get(OWN_EVALUATION)
+    if own is None and imported:
+        lines = [f"Imported: it has no validation split of its own; measure it on given data with "
+                 f"`genlab eval {run_dir} DATA`."]
+    elif own is None:
+        lines = [f"Not yet measured on its own validation split: `genlab eval {run_dir}`."]
+    else:
+        lines = ["On its own held-out validation split, as `genlab eval` measured it:", "", "```text",
+                 describe_evaluation(config, own), "```"]
+    others = [k for k in evals if k != OWN_EVALUATION]
+    if others:
+        lines += ["", f"metrics.json {'holds' if own is None else 'also holds'}: {', '.join(others)}."]
+    return lines

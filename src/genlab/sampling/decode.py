@@ -7,19 +7,22 @@ slices of its outputs and multiplying them in one batched matmul, which PyTorch 
 threads, read ~55-60 GB/s (a 43 MB model; the 32 MB L3 cache holds part of it). bf16 weights halve
 the bytes, int8 weights (`--precision int8`, a scale per row) quarter them. Which wins depends on
 the sizes and the batch, so `decoding_model` times the candidates for a few steps and keeps the
-fastest (like cuDNN's benchmark mode); the fp32 variants agree with the plain model to float rounding.
+fastest (like cuDNN's benchmark mode), remembering its choice in the cache; the fp32 variants agree
+with the plain model to float rounding.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import time
-from functools import partial
 
 import torch
 from torch import nn
 
 from genlab.errors import GenlabError
+from genlab.io import atomic_write_json, cache_root, read_json
+from genlab.runtime import cpu_name
 
 
 class PackedLinear(nn.Module):
@@ -176,20 +179,55 @@ class Decoders:
 
 def decoding_model(model: nn.Module, batch_size: int, precision: str = "fp32") -> nn.Module:
     """The fastest inference variant of `model` for decoding `batch_size` sequences, measured. int8
-    is taken as it is: its layers are a kernel of their own."""
+    is taken as it is: its layers are a kernel of their own.
+
+    The choice is kept in the cache per machine, model shape, batch size and thread count: measuring
+    the candidates costs several times a short generation, so only the first process ever pays it,
+    and later ones build the chosen variant alone."""
     base = inference_copy(model, precision)
     if next(model.parameters()).device.type != "cpu" or precision == "int8":
         return base
-    best, best_time = base, _seconds_per_step(base, batch_size)
-    makers = [partial(split_copy, base, splits) for splits in (2, 4, 8)]
-    if packing_available():
-        makers.append(partial(packed_copy, base, batch_size))
-    for make in makers:  # one at a time: only the best so far and the one being timed are kept
+    key = _choice_key(base, batch_size, precision)
+    cache_file = cache_root() / "decoding.json"
+    choices = read_json(cache_file) if cache_file.is_file() else {}
+    chosen = choices.get(key)
+    if chosen in VARIANTS:
         try:
-            candidate = make()
+            return VARIANTS[chosen](base, batch_size)
+        except RuntimeError:
+            pass  # the kernel went away (another PyTorch build): measure again
+    best, best_name, best_time = base, "plain", _seconds_per_step(base, batch_size)
+    names = [n for n in VARIANTS if n != "plain" and (n != "packed" or packing_available())]
+    for name in names:  # one at a time: only the best so far and the one being timed are kept
+        try:
+            candidate = VARIANTS[name](base, batch_size)
         except RuntimeError:  # e.g. a oneDNN build without this path
             continue
         seconds = _seconds_per_step(candidate, batch_size)
         if seconds < best_time:
-            best, best_time = candidate, seconds
+            best, best_name, best_time = candidate, name, seconds
+    choices[key] = best_name
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(cache_file, choices)
+    except OSError:
+        pass  # a read-only cache only costs the next process the measurement
     return best
+
+
+# the decoding variants, by the name the cache keeps
+VARIANTS = {
+    "plain": lambda base, rows: base,
+    "split2": lambda base, rows: split_copy(base, 2),
+    "split4": lambda base, rows: split_copy(base, 4),
+    "split8": lambda base, rows: split_copy(base, 8),
+    "packed": packed_copy,
+}
+
+
+def _choice_key(model: nn.Module, batch_size: int, precision: str) -> str:
+    """What the fastest variant depends on: the machine, PyTorch, the threads, the model's Linear shapes."""
+    shapes = [list(m.weight.shape) for m in model.modules() if isinstance(m, nn.Linear)]
+    return json.dumps({"cpu": cpu_name(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+                       "model": type(model).__name__, "linears": shapes, "batch": batch_size,
+                       "precision": precision}, sort_keys=True)

@@ -1,14 +1,24 @@
-"""Text corpora: built-in ones from the standard library, or any .txt/.md file or folder.
+"""Text corpora: built-in ones from the standard library, or any text or source file or folder.
+
+A folder reads its text and source files (TEXT_EXTENSIONS: prose and markup, program source, small
+config files; --extensions chooses others) and never walks into version-control, cache, build or
+packaging folders (SKIP_DIRS, `*.egg-info` and any hidden folder): those hold copies and generated
+files, not what a user means by "my code". What a folder gave is one line on stderr when training
+starts (files by extension, characters, files skipped with their reasons, folders left out) and is
+written into the run's data summary.
 
 A corpus is tokenized once and cached on disk, keyed by the hash of its content, the tokenizer
-settings and the cache format (CACHE_VERSION); training then reads random windows from a memory-mapped
-array (as nanoGPT does). A cache is checked each time it is read (meta.json's keys and types, the size
-of tokens.bin against the token count, the largest id against the vocabulary, tokenizer.json); one that
-fails is removed and built again, with one line on stderr saying why (`cached` below, which the music
-wing shares).
+settings and the cache format (CACHE_VERSION): the hash is of exactly the text read, so another
+choice of extensions that reads other files is another cache. Training then reads random windows
+from a memory-mapped array (as nanoGPT does). A cache is checked each time it is read (meta.json's
+keys and types, the size of tokens.bin against the token count, the largest id against the
+vocabulary, tokenizer.json); one that fails is removed and built again, with one line on stderr
+saying why (`cached` below, which the music wing shares).
 
-A text file over MAX_TEXT_FILE_BYTES (256 MiB) is skipped with a warning and counted in the run's
-data summary (`skipped_files`, `skipped_reasons`).
+A file of a folder that is not UTF-8, cannot be read, or is over MAX_TEXT_FILE_BYTES (256 MiB) is
+skipped and counted by reason (`skipped_files`, `skipped_reasons` of the data summary), as a broken
+image is; only a folder where nothing readable is left is an error. A single file given by name
+must be readable.
 """
 
 from __future__ import annotations
@@ -33,7 +43,22 @@ from genlab.errors import GenlabError
 from genlab.io import atomic_directory, cache_root
 from genlab.text.tokenizer import TokenizerFileError, load_tokenizer, train_tokenizer
 
-TEXT_SUFFIXES = (".txt", ".md")
+# What a text folder reads unless --extensions says otherwise: prose and markup, program source and small
+# config files. Data dumps (.json, .csv, .xml), logs, lock files and files without an extension are left
+# out: a stray one can swamp a corpus; --extensions json,csv reads them on purpose
+TEXT_EXTENSIONS = (
+    ".txt", ".text", ".md", ".markdown", ".rst", ".adoc", ".org", ".tex",
+    ".py", ".pyi", ".pyx", ".c", ".h", ".cc", ".cpp", ".cxx", ".hpp", ".hh", ".cs", ".java", ".kt",
+    ".kts", ".scala", ".go", ".rs", ".swift", ".m", ".mm", ".js", ".mjs", ".cjs", ".jsx", ".ts", ".tsx",
+    ".html", ".htm", ".css", ".scss", ".vue", ".svelte", ".rb", ".php", ".pl", ".pm", ".lua", ".r", ".jl",
+    ".hs", ".ml", ".mli", ".fs", ".ex", ".exs", ".erl", ".clj", ".dart", ".zig", ".nim", ".el", ".lisp",
+    ".scm", ".sql", ".sh", ".bash", ".zsh", ".fish", ".ps1", ".bat", ".vim",
+    ".toml", ".yaml", ".yml", ".ini", ".cfg",
+)
+# Folders no folder source walks into, nor any hidden one (.git, .venv, .tox, .mypy_cache ...), *.egg-info, or
+# a virtual environment (a folder with pyvenv.cfg): version control, caches, installed dependencies and build
+# output are copies or generated files, not the user's own text
+SKIP_DIRS = frozenset({"__pycache__", "node_modules", "site-packages", "build", "dist"})
 CACHE_VERSION = 2  # the token cache's format; bump it when tokenization or the files change (a new folder)
 # A file is read whole and tokenized in memory (int64 ids: 8 bytes per character, more at the peak), so one
 # file past this is far more likely a stray log or dump than a corpus; split a genuine one into files
@@ -68,51 +93,225 @@ def _pystdlib() -> str:
 BUILTIN_TEXT = {"text:pydocs": _pydocs, "text:pystdlib": _pystdlib}
 
 
-def read_text_source(source: str, skipped: collections.Counter | None = None) -> str:
-    """Return the raw text of a named corpus or of a .txt/.md file or folder. Files over MAX_TEXT_FILE_BYTES
-    are left out with a warning, and counted by reason in `skipped` when given."""
+# ---------------------------------------------------------------------------------------------------
+# Folder sources (shared with the music and image wings)
+# ---------------------------------------------------------------------------------------------------
+
+
+def skipped_dir(folder: Path) -> bool:
+    """Whether a folder source leaves this sub-folder out (see SKIP_DIRS)."""
+    name = folder.name
+    return (name in SKIP_DIRS or name.startswith(".") or name.endswith(".egg-info")
+            or (folder / "pyvenv.cfg").is_file())
+
+
+def folder_files(root: Path) -> tuple[list[Path], list[str]]:
+    """Every file under `root` in a fixed order, and the sub-folders left out (relative to root)."""
+    files, left_out = [], []
+    for dirpath, dirnames, filenames in os.walk(root):  # symlinked folders are not followed: no loops
+        here = Path(dirpath)
+        keep = []
+        for d in sorted(dirnames):
+            if skipped_dir(here / d):
+                left_out.append(str((here / d).relative_to(root)))
+            else:
+                keep.append(d)
+        dirnames[:] = keep
+        files.extend(here / f for f in filenames)
+    return sorted(files), left_out
+
+
+def parse_extensions(extensions: str | None, allowed: tuple[str, ...] | None = None,
+                     kind: str = "") -> tuple[str, ...] | None:
+    """`--extensions py,.md, TXT` as ('.py', '.md', '.txt'); None when not given. `allowed` bounds them."""
+    if extensions is None:
+        return None
+    items = [e.strip().lower().lstrip("*").lstrip(".") for e in str(extensions).split(",")]
+    chosen = tuple(dict.fromkeys("." + e for e in items if e))
+    if not chosen:
+        raise GenlabError(f"--extensions {extensions!r} names no extension; give some, e.g. --extensions py,md,txt")
+    if allowed is not None:
+        wrong = [e for e in chosen if e not in allowed]
+        if wrong:
+            raise GenlabError(f"--extensions {','.join(e[1:] for e in wrong)}: {kind} folders read only "
+                              f"{', '.join(allowed)}; choose among those")
+    return chosen
+
+
+def extensions_for_folder(source: str, extensions: str | None) -> None:
+    """--extensions chooses files in a folder: with a built-in dataset or a single file it is a one-line error."""
+    if extensions is not None:
+        what = "a file" if Path(source).expanduser().is_file() else "a built-in dataset"
+        raise GenlabError(f"--extensions chooses the files of a folder, but {source} is {what}; leave it out")
+
+
+def count(n: int) -> str:
+    """1234567 as 1.2M: a count for a one-line summary."""
+    return str(n) if n < 1000 else f"{n / 1e3:.1f}k" if n < 1e6 else f"{n / 1e6:.1f}M"
+
+
+def _by_extension(files) -> collections.Counter:
+    return collections.Counter(f.suffix.lower() or "(no extension)" for f in files)
+
+
+def _listing(counts: collections.Counter, most: int = 6) -> str:
+    top = [f"{n} {ext}" for ext, n in counts.most_common(most)]
+    return ", ".join(top) + (", ..." if len(counts) > most else "")
+
+
+def choose_files(root: Path, default: tuple[str, ...], chosen: tuple[str, ...] | None, kind: str,
+                 files: list[Path] | None = None) -> list[Path]:
+    """The files of a folder with the chosen extensions (or the default ones); an extension the folder has
+    no file of, or a folder with none of the default ones, is a one-line error naming what it does hold."""
+    files = folder_files(root)[0] if files is None else files
+    held = _by_extension(files)
+    holds = f"it holds {_listing(held)}" if held else "it holds no files"
+    if chosen is not None:
+        missing = [e for e in chosen if e not in held]
+        if missing:
+            names = " or ".join(missing)
+            raise GenlabError(f"--extensions {','.join(e[1:] for e in chosen)}: {root} has no {names} files "
+                              f"({holds}); choose among those")
+        return [f for f in files if f.suffix.lower() in chosen]
+    picked = [f for f in files if f.suffix.lower() in default]
+    if not picked:
+        if len(default) <= 8:  # music and images: name every suffix
+            shown = ", ".join(default[:-1]) + f" or {default[-1]}" if len(default) > 1 else default[0]
+        else:
+            shown = f"{kind} ({', '.join(default[:6])}, ...)"
+        hint = f"; choose some with --extensions {held.most_common(1)[0][0].lstrip('.')}" if held else ""
+        raise GenlabError(f"folder {root} has no {shown} files: {holds}{hint}")
+    return picked
+
+
+@dataclass
+class FolderRead:
+    """What a folder source gave: files read by extension, files skipped by reason, folders left out."""
+
+    root: str
+    kind: str  # what its files are called in the summary: text, music
+    extensions: tuple[str, ...] | None  # the --extensions chosen; None: the default ones
+    files: collections.Counter = field(default_factory=collections.Counter)  # extension -> files read
+    skipped: collections.Counter = field(default_factory=collections.Counter)  # reason -> files left out
+    examples: dict = field(default_factory=dict)  # reason -> a few of those files, relative to the root
+    left_out_dirs: list = field(default_factory=list)  # sub-folders not walked (see skipped_dir)
+    characters: int | None = None  # of the text read, where it is text
+
+    def skip(self, f: Path, reason: str) -> None:
+        self.skipped[reason] += 1
+        self.examples.setdefault(reason, [])
+        if len(self.examples[reason]) < 3:
+            self.examples[reason].append(str(f.relative_to(self.root)) if f != Path(self.root) else str(f))
+
+    def line(self, extra: str = "") -> str:
+        """The one stderr line: read 412 files from src/ (380 .py, ...), 1.9M characters; skipped ...; left out ..."""
+        n = sum(self.files.values())
+        parts = [f"read {n} file{'s' if n != 1 else ''} from {self.root.rstrip('/')}/ ({_listing(self.files)})"
+                 + (f", {count(self.characters)} characters" if self.characters is not None else "") + extra]
+        if self.skipped:
+            n_skipped = sum(self.skipped.values())
+            head = f"skipped {n_skipped} of {n + n_skipped} {self.kind} files"
+            each = [(c, f"{reason} ({', '.join(self.examples[reason])}{', ...' if c > 3 else ''})")
+                    for reason, c in self.skipped.most_common()]
+            if len(each) == 1:
+                parts.append(f"{head} {each[0][1]}")  # skipped 1 of 2 text files over the 256 MiB cap (a.log)
+            else:
+                parts.append(f"{head}: " + ", ".join(f"{c} {e}" for c, e in each))
+            hints = [hint for word, hint in (("UTF-8", "convert them with iconv -t utf-8"),
+                                             ("cap", "split them into smaller files"))
+                     if any(word in reason for reason in self.skipped)]
+            if hints:
+                parts[-1] += f"; {' or '.join(hints)} to use them"
+        if self.left_out_dirs:
+            shown = ", ".join(self.left_out_dirs[:3]) + (", ..." if len(self.left_out_dirs) > 3 else "")
+            parts.append(f"left out {len(self.left_out_dirs)} build/cache/VCS folder"
+                         f"{'s' if len(self.left_out_dirs) != 1 else ''} ({shown})")
+        return "genlab: " + "; ".join(parts)
+
+    def say(self, extra: str = "") -> None:
+        """The line on stderr, from the first process only under torchrun."""
+        if os.environ.get("RANK", "0") == "0":
+            print(self.line(extra), file=sys.stderr, flush=True)
+
+    def describe(self) -> dict:
+        """For the run's data summary (config.json)."""
+        return {
+            "extensions": list(self.extensions) if self.extensions is not None else "default",
+            "files_by_extension": dict(self.files.most_common()),
+            "left_out_folders": list(self.left_out_dirs),
+            **({"characters": self.characters} if self.characters is not None else {}),
+        }
+
+
+def _unknown(source: str) -> GenlabError:
+    from genlab.modalities import unknown_dataset
+
+    return unknown_dataset(source)
+
+
+def read_text(source: str, extensions: str | None = None) -> tuple[str, FolderRead | None]:
+    """The raw text of a named corpus, a file or a folder, and for a folder what it read (see the module
+    docstring). Nothing is printed."""
     if source in BUILTIN_TEXT:
-        return BUILTIN_TEXT[source]()
-    if source.startswith("text:"):
-        raise GenlabError(f"unknown dataset {source!r}; built-in text datasets are: {', '.join(BUILTIN_TEXT)}")
+        extensions_for_folder(source, extensions)
+        return BUILTIN_TEXT[source](), None
     path = Path(source).expanduser()
     if not path.exists():
-        raise GenlabError(
-            f"dataset {source!r} is neither a built-in name ({', '.join(BUILTIN_TEXT)}) nor an existing path"
-        )
-    if path.is_file():
-        files = [path]
-    else:
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES)
-        if not files:
-            raise GenlabError(f"folder {path} has no .txt or .md files; put your text in such files")
-    texts, too_big = [], []
+        raise _unknown(source)
     cap = f"{MAX_TEXT_FILE_BYTES / 2**20:g} MiB"
+    if path.is_file():
+        extensions_for_folder(source, extensions)
+        try:
+            if path.stat().st_size > MAX_TEXT_FILE_BYTES:
+                raise GenlabError(f"{path} is over the {cap} cap per text file; split it into smaller files")
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise GenlabError(f"{path} is not UTF-8 text; convert it (e.g. iconv -t utf-8) or remove it") from None
+        except OSError as e:
+            raise GenlabError(f"cannot read {path} ({e.strerror}); check its permissions or remove it") from None
+        if not text.strip():
+            raise GenlabError(f"dataset {source!r} is empty; give it some text")
+        return text, None
+    chosen = parse_extensions(extensions)
+    everything, left_out = folder_files(path)
+    files = choose_files(path, TEXT_EXTENSIONS, chosen, "text or source", everything)
+    report = FolderRead(str(path), "text", chosen, left_out_dirs=left_out)
+    texts = []
     for f in files:
         try:
             if f.stat().st_size > MAX_TEXT_FILE_BYTES:
-                too_big.append(f)
+                report.skip(f, f"over the {cap} cap per file")
                 continue
             texts.append(f.read_text(encoding="utf-8"))
         except UnicodeDecodeError:
-            raise GenlabError(f"{f} is not UTF-8 text; convert it (e.g. iconv -t utf-8) or remove it") from None
+            report.skip(f, "not UTF-8")
+            continue
         except OSError as e:
-            raise GenlabError(f"cannot read {f} ({e.strerror}); check its permissions or remove it") from None
-    if too_big:
-        if not texts:
-            if len(too_big) == 1:
-                raise GenlabError(f"{too_big[0]} is over the {cap} cap per text file; split it into smaller files")
-            raise GenlabError(f"all {len(too_big)} text files of {path} are over the {cap} cap per file; "
-                              "split them into smaller files")
-        if skipped is not None:
-            skipped[f"over the {cap} cap per file"] += len(too_big)
-        names = ", ".join(str(f.relative_to(path)) for f in too_big[:3])
-        print(f"genlab: warning: skipped {len(too_big)} of {len(files)} text files over the {cap} cap per file "
-              f"({names}{', ...' if len(too_big) > 3 else ''}); split them into smaller files to use them",
-              file=sys.stderr, flush=True)
+            report.skip(f, f"unreadable ({e.strerror or e})")
+            continue
+        report.files[f.suffix.lower()] += 1
+    if not texts:
+        reasons = ", ".join(f"{c} {r}" for r, c in report.skipped.most_common())
+        if set(report.skipped) == {f"over the {cap} cap per file"}:
+            how = "split them into smaller files"
+        else:
+            how = "convert them to UTF-8 (e.g. iconv -t utf-8), or choose other files with --extensions"
+        raise GenlabError(f"none of the {len(files)} text files of {path} could be read ({reasons}); {how}")
     text = "\n\n".join(texts)
+    report.characters = len(text)
     if not text.strip():
         raise GenlabError(f"dataset {source!r} is empty; give it some text")
+    return text, report
+
+
+def read_text_source(source: str, skipped: collections.Counter | None = None, extensions: str | None = None) -> str:
+    """The raw text of a named corpus or of a text file or folder; for a folder, what it read is one line on
+    stderr and the files it skipped are counted by reason in `skipped` when given."""
+    text, report = read_text(source, extensions)
+    if report is not None:
+        report.say()
+        if skipped is not None:
+            skipped.update(report.skipped)
     return text
 
 
@@ -126,6 +325,7 @@ class TokenizedCorpus:
     source: str
     content_hash: str
     skipped: dict = field(default_factory=dict)  # reason -> files left out of the corpus
+    read: FolderRead | None = None  # what a folder source gave; None for a built-in corpus or one file
 
     @property
     def train(self) -> np.ndarray:
@@ -239,11 +439,16 @@ def cache_tokenizer(load: Callable[[], T]) -> T:
 
 
 def prepare_text(
-    source: str, tokenizer: str = "char", vocab_size: int | None = None, val_fraction: float = 0.1, text=None
+    source: str, tokenizer: str = "char", vocab_size: int | None = None, val_fraction: float = 0.1, text=None,
+    extensions: str | None = None,
 ) -> TokenizedCorpus:
-    """Tokenize a corpus once (cached), training the tokenizer on it; the last `val_fraction` is validation."""
-    skipped: collections.Counter = collections.Counter()
-    text = read_text_source(source, skipped) if text is None else text
+    """Tokenize a corpus once (cached), training the tokenizer on it; the last `val_fraction` is validation.
+
+    The cache is keyed by the hash of the text read, so other `extensions` that read other files never
+    reuse this one."""
+    report = None
+    if text is None:
+        text, report = read_text(source, extensions)
     if not text.strip():
         raise GenlabError(f"dataset {source!r} is empty; give it some text")
     content_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -275,7 +480,7 @@ def prepare_text(
         raise GenlabError(f"dataset {source!r} has only {n} token(s); give it more text")
     split = int(n * (1.0 - val_fraction))
     return TokenizedCorpus(tokens=tokens, split=split, tokenizer=tok, source=source, content_hash=content_hash,
-                           skipped=dict(skipped))
+                           skipped=dict(report.skipped) if report else {}, read=report)
 
 
 def random_windows(
@@ -333,6 +538,7 @@ class TextData:
             "val_tokens": int(len(self.corpus.val)),
             "skipped_files": int(sum(self.corpus.skipped.values())),
             "skipped_reasons": dict(self.corpus.skipped),
+            **(self.corpus.read.describe() if self.corpus.read else {}),
         }
 
     def preprocessing(self) -> dict:
@@ -343,9 +549,12 @@ class TextData:
 
 
 def open_text(source: str, *, block_size: int, tokenizer: str = "char", vocab_size: int | None = None,
-              val_fraction: float = 0.1) -> TextData:
-    """A text corpus prepared for training: tokenized (cached) and cut into train and validation."""
-    corpus = prepare_text(source, tokenizer, vocab_size, val_fraction)
+              val_fraction: float = 0.1, extensions: str | None = None) -> TextData:
+    """A text corpus prepared for training: tokenized (cached) and cut into train and validation. What a
+    folder gave is one line on stderr."""
+    corpus = prepare_text(source, tokenizer, vocab_size, val_fraction, extensions=extensions)
+    if corpus.read is not None:
+        corpus.read.say()
     for split, tokens in (("training", corpus.train), ("validation", corpus.val)):
         if len(tokens) <= block_size:
             raise GenlabError(

@@ -1,4 +1,5 @@
-"""Text metrics: validation loss, perplexity and bits per character over a whole split.
+"""Text metrics: loss (named by its split: val_loss, train_loss), perplexity and bits per character over a
+whole split, each beside what a uniform model over the vocabulary scores.
 
 The split is cut into consecutive windows of the model's context; every token after the first is
 predicted once. Bits per character divide the total information by the characters those target
@@ -48,7 +49,7 @@ def text_metrics(model, tokenizer, tokens: np.ndarray, block_size: int, device: 
     n_chars = len(tokenizer.decode(targets))
     loss = total_nats / count
     return {
-        "val_loss": round(loss, 5),
+        "loss": round(loss, 5),
         "perplexity": round(math.exp(loss), 4),
         "bits_per_char": round(total_nats / math.log(2) / max(1, n_chars), 5),
         "tokens": int(count),
@@ -75,9 +76,13 @@ def evaluate_text(m, data: str | None = None, *, split: str | None = None, block
     block = block_size or m.config["model"]["block_size"]
     if split not in ("val", "train", "all"):
         raise GenlabError(f"--split must be val, train or all, got {split!r}")
+    if data is None and "imported_from" in m.config:
+        raise GenlabError(f"{m.run_dir} was imported from {m.config['imported_from']} and has no training data of "
+                          f"its own; name the text to evaluate it on: genlab eval {m.run_dir} text:pydocs (or a path)")
     source = data or m.config["data"]["source"]
     val_fraction = m.config["train"]["val_fraction"]
-    text = read_text_source(source)
+    # the run's own folder is read with the extensions it was trained on
+    text = read_text_source(source, extensions=None if data else m.config["train"].get("extensions"))
     if hashlib.sha256(text.encode("utf-8")).hexdigest() == m.config["data"].get("content_sha256"):
         # the training corpus itself: its tokens are already cached on disk
         corpus = prepare_text(source, m.tokenizer.kind, m.config["train"].get("vocab_size"), val_fraction, text=text)
@@ -88,4 +93,38 @@ def evaluate_text(m, data: str | None = None, *, split: str | None = None, block
     tokens = {"val": ids[cut:], "train": ids[:cut], "all": ids}[split]
     metrics = text_metrics(inference_copy(m.model, m.precision), m.tokenizer, tokens, block, m.device,
                            max_tokens=max_tokens)
-    return {**metrics, "data": source, "split": split, "block_size": block, "precision": m.precision}
+    # the loss is named by its split (val_loss, train_loss, all_loss): a train figure never reads as validation
+    loss = metrics.pop("loss")
+    vocab = int(m.config["model"]["vocab_size"])
+    # a uniform model over the vocabulary: ln(V) nats a token, whatever the text
+    uniform = {"uniform_loss": round(math.log(vocab), 5),
+               "uniform_bits_per_char": round(metrics["tokens"] * math.log2(vocab) / max(1, metrics["characters"]), 5)}
+    return {f"{split}_loss": loss, **metrics, **uniform, "vocab_size": vocab, "data": source, "split": split,
+            "block_size": block, "precision": m.precision}
+
+
+def format_text_metrics(metrics: dict) -> str:
+    """The figures with their direction and the uniform model's as the baseline (see Modality.format_metrics)."""
+    from genlab.modalities import figure_line, plain
+
+    split = metrics.get("split", "val")
+    vocab = metrics.get("vocab_size")
+    uniform = f"uniform model over {vocab} tokens" if vocab else "uniform model"
+    lines = []
+    loss_key = f"{split}_loss" if f"{split}_loss" in metrics else "val_loss"  # runs evaluated before the split
+    if loss_key in metrics:
+        note = "nats per token, lower is better"
+        if "uniform_loss" in metrics:
+            note += f"; {uniform}: {plain(metrics['uniform_loss'])}"
+        lines.append(figure_line(loss_key, metrics[loss_key], note))
+    if "perplexity" in metrics:
+        lines.append(figure_line("perplexity", metrics["perplexity"],
+                                 f"lower is better; {uniform}: {vocab}" if vocab else "lower is better"))
+    if "bits_per_char" in metrics:
+        base = metrics.get("uniform_bits_per_char")
+        lines.append(figure_line("bits_per_char", metrics["bits_per_char"],
+                                 f"lower is better; {uniform}: {plain(base)}" if base else "lower is better"))
+    if "tokens" in metrics:
+        lines.append(f"measured over {metrics['tokens']} tokens ({metrics.get('characters', '?')} characters), "
+                     f"context {metrics.get('block_size', '?')}")
+    return "\n".join(lines)

@@ -109,7 +109,8 @@ class TextModel(Sampler):
         self.last_controls = {"prompt": prompt, **{k: v for k, v in controls.items() if v is not None},
                               **({"truncate_prompt": True} if truncate_prompt else {})}
         steps = sample_tokens(self.decoder(s.num_samples), ids, s, generator)
-        yield from TextSampler(self.tokenizer, s.stop).pieces(steps, s.num_samples, incremental)
+        stop = [*s.stop, *getattr(self.tokenizer, "end_texts", [])]  # a tokenizer's end-of-text token ends a sample
+        yield from TextSampler(self.tokenizer, stop).pieces(steps, s.num_samples, incremental)
 
     def generate(self, prompt: str = "", **controls) -> str | list[str]:
         """Sample a continuation of `prompt` (the continuation only); a list when num_samples > 1."""

@@ -1,9 +1,11 @@
-"""Tokenizers: character level, and byte-level BPE trained with Hugging Face `tokenizers`.
+"""Tokenizers: character level, byte-level BPE trained with Hugging Face `tokenizers`, and `hf`: a
+`tokenizers` tokenizer another tool made (e.g. GPT-2's), brought in by `genlab import`.
 
-Both turn text into a 1-D array of ids and back, exactly. A tokenizer is saved with the model
-(`tokenizer.json`) so that sampling decodes with the very vocabulary the model was trained on. A
-missing, truncated or corrupt tokenizer.json is a TokenizerFileError: one line naming the file and
-what to do (a token cache catches it and rebuilds itself).
+All turn text into a 1-D array of ids and back, exactly. Each gives its `tokenizers` equivalent with
+`to_hf()`, which `genlab export --format hf-gpt2` writes as tokenizer.json for transformers. A tokenizer
+is saved with the model (`tokenizer.json`) so that sampling decodes with the very vocabulary the model
+was trained on. A missing, truncated or corrupt tokenizer.json is a TokenizerFileError: one line naming
+the file and what to do (a token cache catches it and rebuilds itself).
 """
 
 from __future__ import annotations
@@ -79,6 +81,15 @@ class CharTokenizer:
     def save(self, path: Path) -> None:
         atomic_write_text(path, json.dumps({"kind": "char", "chars": self.chars}, ensure_ascii=False))
 
+    def to_hf(self):
+        """The same tokenizer in `tokenizers`: a BPE with one token per character and no merges splits any text
+        into its characters, ids as ours; Fuse joins tokens back without the spaces a plain decode puts between."""
+        from tokenizers import Tokenizer, decoders, models
+
+        tok = Tokenizer(models.BPE(vocab={c: i for i, c in enumerate(self.chars)}, merges=[]))
+        tok.decoder = decoders.Fuse()
+        return tok
+
     @classmethod
     def load(cls, path: Path) -> CharTokenizer:
         chars = read_tokenizer_json(path).get("chars")
@@ -129,19 +140,67 @@ class BPETokenizer:
     def save(self, path: Path) -> None:
         atomic_write_text(path, self.tokenizer.to_str())
 
+    def to_hf(self):
+        return self.tokenizer  # already a `tokenizers` tokenizer; encode() only cuts long texts into pieces
+
     @classmethod
     def load(cls, path: Path) -> BPETokenizer:
-        from tokenizers import Tokenizer
-
-        if not Path(path).is_file():
-            raise TokenizerFileError(f"{path} is missing; the run directory is incomplete")
-        try:
-            tok = Tokenizer.from_file(str(path))
-        except Exception as e:  # `tokenizers` raises a plain Exception for any file it cannot read
-            raise corrupt_tokenizer(path, str(e).splitlines()[0][:120] if str(e) else type(e).__name__) from None
+        tok = read_hf_tokenizer(path)
         if tok.get_vocab_size() < 257:  # byte-level BPE always holds the 256 bytes (and we ask for 257 or more)
             raise corrupt_tokenizer(path, f"a vocabulary of {tok.get_vocab_size()} tokens, too few for byte-level BPE")
         return cls(tok)
+
+
+class HFTokenizer:
+    """A `tokenizers` tokenizer made by another tool (GPT-2's byte-level BPE of 50257 tokens, say), brought in
+    with a model by `genlab import`. Encodes a text in one piece, without adding special tokens, and decodes
+    keeping them, so that ids and text are exactly transformers' own."""
+
+    kind = "hf"
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.vocab_size = tokenizer.get_vocab_size()
+        # its special tokens (GPT-2's <|endoftext|>) end a sample, as transformers' generation ends there
+        self.end_texts = [t.content for t in tokenizer.get_added_tokens_decoder().values() if t.special]
+
+    @classmethod
+    def train(cls, text: str, vocab_size: int | None = None) -> HFTokenizer:
+        raise GenlabError("the hf tokenizer comes with a model brought in by `genlab import`; train a new model "
+                          "with --tokenizer char or bpe")
+
+    def encode(self, text: str) -> np.ndarray:
+        if not text:
+            return np.zeros(0, dtype=np.int64)
+        return np.asarray(self.tokenizer.encode(text, add_special_tokens=False).ids, dtype=np.int64)
+
+    def decode(self, ids) -> str:
+        return self.tokenizer.decode(np.asarray(ids, dtype=np.int64).tolist(), skip_special_tokens=False)
+
+    def save(self, path: Path) -> None:
+        atomic_write_text(path, self.tokenizer.to_str())
+
+    def to_hf(self):
+        return self.tokenizer
+
+    @classmethod
+    def load(cls, path: Path) -> HFTokenizer:
+        tok = read_hf_tokenizer(path)
+        if tok.get_vocab_size() < 1:
+            raise corrupt_tokenizer(path, "an empty vocabulary")
+        return cls(tok)
+
+
+def read_hf_tokenizer(path: str | Path):
+    """A `tokenizers` tokenizer.json; any way it cannot be read is a one-line TokenizerFileError."""
+    from tokenizers import Tokenizer
+
+    if not Path(path).is_file():
+        raise TokenizerFileError(f"{path} is missing; the run directory is incomplete")
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as e:  # `tokenizers` raises a plain Exception for any file it cannot read
+        raise corrupt_tokenizer(path, str(e).splitlines()[0][:120] if str(e) else type(e).__name__) from None
 
 
 def _chunks(text: str, size: int = 1 << 16):
@@ -156,7 +215,7 @@ def _chunks(text: str, size: int = 1 << 16):
         start = end
 
 
-TOKENIZERS = {"char": CharTokenizer, "bpe": BPETokenizer}
+TOKENIZERS = {"char": CharTokenizer, "bpe": BPETokenizer, "hf": HFTokenizer}
 
 
 def train_tokenizer(kind: str, text: str, vocab_size: int | None = None):

@@ -21,11 +21,14 @@ from typing import Any
 
 from genlab.errors import GenlabError
 
+UNTIL_TIME_RUNS_OUT = 10**9  # max_steps when only --max-minutes is given: the trainer plans the steps that fit
+
 
 @dataclass
 class TrainConfig:
     data: str = "text:pydocs"
     family: str = "gpt"
+    preset: str | None = None  # the family's model size by name (tiny, small, base), if one was asked for
     out: str | None = None
     tokenizer: str = "char"
     vocab_size: int | None = None
@@ -33,13 +36,17 @@ class TrainConfig:
     image_size: int | None = None  # images: side in pixels (default 16 for digits, 28 for MNIST, 32 for folders)
     color: str = "auto"  # images: auto | grey | rgb
     augment: str | None = None  # images: comma-separated flip, shift
+    extensions: str | None = None  # folder sources: comma-separated file extensions to read (default: the modality's)
     batch_size: int = 12
+    grad_accum: int = 1  # micro-batches per optimizer step: the step sees batch_size * grad_accum sequences
     lr: float = 1e-3
     min_lr: float = 1e-4
     warmup_steps: int = 100
     max_steps: int = 2000
     lr_decay_steps: int | None = None  # cosine horizon; defaults to max_steps when the run starts
     max_minutes: float | None = None
+    # with max_minutes: how max_steps and the cosine horizon were planned to fit, from the measured step time
+    time_plan: dict[str, Any] | None = None
     eval_interval: int = 250
     eval_batches: int = 20
     log_interval: int = 10
@@ -54,12 +61,14 @@ class TrainConfig:
     model: dict[str, Any] = field(default_factory=dict)  # family settings: n_layer, n_head, n_embd, ...
 
     def validate(self) -> None:
+        from genlab.families import get_family
+
         # a TrainConfig built in Python skips the file and flag parsers: check the types first, so that the
         # comparisons below never meet a string
         own = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "model"}
         for name, value in check_types(TrainConfig, own).items():
             setattr(self, name, value)
-        positive = ["batch_size", "max_steps", "eval_interval", "eval_batches", "log_interval"]
+        positive = ["batch_size", "grad_accum", "max_steps", "eval_interval", "eval_batches", "log_interval"]
         for name in positive:
             if getattr(self, name) <= 0:
                 raise GenlabError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
@@ -71,6 +80,9 @@ class TrainConfig:
             raise GenlabError(f"--min-lr must be between 0 and --lr ({self.lr}), got {self.min_lr}")
         if not 0 < self.val_fraction < 1:
             raise GenlabError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
+        if self.grad_accum > 1 and not get_family(self.family).accumulates:
+            raise GenlabError(f"the {self.family} family cannot split its training step into micro-batches; leave "
+                              "out --grad-accum and lower --batch-size instead")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise GenlabError(f"--max-minutes must be positive, got {self.max_minutes}")
         if self.precision not in ("auto", "fp32", "bf16"):
@@ -88,6 +100,7 @@ class TrainConfig:
 
 
 TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)} - {"model"}
+PLANNED_KEYS = {"time_plan"}  # written by the trainer into config.json, never set by a user
 
 
 def check_types(cls: type, values: Mapping[str, Any], where: str = "") -> dict[str, Any]:
@@ -253,21 +266,33 @@ def _check_file_values(flat: dict[str, Any], path: str) -> dict[str, Any]:
     return checked
 
 
-def make_train_config(values: dict[str, Any], model_keys: set[str]) -> TrainConfig:
+def make_train_config(values: dict[str, Any], model_keys: set[str], from_file: str | None = None,
+                      file_keys: frozenset[str] = frozenset()) -> TrainConfig:
     """Split a flat dict into training and model settings, refusing keys neither knows, and checking the
-    type of each value against its field (the family's config for model settings)."""
+    type of each value against its field (the family's config for model settings). An unknown key is named
+    as the user gave it: a flag (`--n-head`), or a setting of the config file `from_file` for `file_keys`."""
     from genlab.families import get_family
 
-    unknown = sorted(k for k in values if k not in TRAIN_KEYS and k not in model_keys)
+    settable = TRAIN_KEYS - PLANNED_KEYS
+    unknown = sorted(k for k in values if k not in settable and k not in model_keys)
     if unknown:
-        raise GenlabError(
-            f"unknown setting(s): {', '.join(unknown)}; training settings are {', '.join(sorted(TRAIN_KEYS))} "
-            f"and model settings are {', '.join(sorted(model_keys))}"
-        )
+        family = values.get("family", TrainConfig.family)
+        models = ", ".join(_flag(k) for k in sorted(model_keys))
+        flags = [k for k in unknown if k not in file_keys]
+        if flags:
+            raise GenlabError(f"{', '.join(map(_flag, flags))} {'is' if len(flags) == 1 else 'are'} not for the "
+                              f"{family} family; its model flags are {models} (see genlab train --help)")
+        raise GenlabError(f"config file {from_file}: unknown setting(s) {', '.join(unknown)}; the {family} family's "
+                          f"model settings are {', '.join(sorted(model_keys))}, and the training settings are "
+                          f"{', '.join(sorted(settable))}")
     train = check_types(TrainConfig, {k: v for k, v in values.items() if k in TRAIN_KEYS})
     model = {k: v for k, v in values.items() if k in model_keys and k not in TRAIN_KEYS}
     model = check_types(get_family(train.get("family", TrainConfig.family)).config_class, model)
     return TrainConfig(**train, model=model)
+
+
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
 
 
 def saved_train_config(values: Any, path: Path, written_by: str | None = None) -> TrainConfig:

@@ -40,13 +40,22 @@ def autocast_context(device: torch.device, precision: str):
 
 
 class StepContext:
-    """What a family's train_step may use: mixed precision and gradient clipping, as configured."""
+    """What a family's train_step may use: mixed precision, gradient clipping and accumulation, as configured."""
 
-    def __init__(self, device: torch.device, precision: str, grad_clip: float):
-        self.device, self.precision, self.grad_clip = device, precision, grad_clip
+    def __init__(self, device: torch.device, precision: str, grad_clip: float, grad_accum: int = 1):
+        self.device, self.precision, self.grad_clip, self.grad_accum = device, precision, grad_clip, grad_accum
 
     def autocast(self):
         return autocast_context(self.device, self.precision)
+
+    def micro_batches(self, model: torch.nn.Module, batch: tuple):
+        """The batch in `grad_accum` equal parts, for one backward each. Under DDP the gradients are averaged
+        across processes once, with the last part's backward (no_sync holds back the others')."""
+        parts = list(zip(*(t.chunk(self.grad_accum) for t in batch), strict=True))
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            with contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync():
+                yield part
 
     def clip(self, params) -> torch.Tensor | None:
         if self.grad_clip > 0:

@@ -12,11 +12,13 @@ import json
 import math
 import os
 import re
+import signal
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,11 +38,23 @@ from genlab.training.checkpoint import (
     save_checkpoint,
     set_rng_states,
 )
-from genlab.training.config import TrainConfig, check_types, saved_train_config
+from genlab.training.config import UNTIL_TIME_RUNS_OUT, TrainConfig, check_types, saved_train_config
 from genlab.training.distributed import Distributed, init_distributed, rank_seed, restart_count
 from genlab.training.precision import StepContext, autocast_context, measure_precision, pick_precision
 
 EVAL_SEED = 20240601  # evaluation always reads the same validation windows, so numbers compare
+PLAN_SHARE = 0.05  # with --max-minutes: the share of the budget timed before the schedule is planned
+PLAN_MARGIN = 0.95  # the share of the remaining time a plan fills: the machine's speed varies
+FORWARD_SHARE = 0.4  # an evaluation batch (forward only) costs about this share of a training step
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped by SIGINT or SIGTERM after writing a checkpoint; `signum` says which signal."""
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(message)
+        self.signum = signum
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -150,6 +164,7 @@ class Session:
     start: int  # the step the loop begins at
     state: dict  # best_val_loss, best_checkpoint, elapsed_s
     quiet: bool
+    decay_given: bool  # the user set lr_decay_steps: a time plan leaves the cosine horizon alone
     on_checkpoint: Callable[[Path], None] | None = None
 
     def say(self, *args) -> None:
@@ -195,7 +210,8 @@ def _set_up(cfg: TrainConfig, family, dist: Distributed, run_dir: Path, resuming
         _restore_rng(loaded["rng"], dist, cfg.seed, start)
         if dist.is_main:
             _truncate_metrics(run_dir / "metrics.jsonl", start)
-    else:
+    decay_given = resuming or cfg.lr_decay_steps is not None
+    if not resuming:
         start = 0
         if cfg.lr_decay_steps is None:
             cfg.lr_decay_steps = cfg.max_steps
@@ -203,22 +219,26 @@ def _set_up(cfg: TrainConfig, family, dist: Distributed, run_dir: Path, resuming
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "metrics.jsonl").unlink(missing_ok=True)  # left by an attempt that never reached a checkpoint
             data.save(run_dir)
+    run_config = {"genlab_version": _version(), "family": family.name, "model": asdict(model_config),
+                  **data.preprocessing(), "data": data.describe(), "train": asdict(cfg), "n_params": n_params,
+                  "distributed": {"world_size": dist.world_size,
+                                  "global_batch_size": cfg.batch_size * cfg.grad_accum * dist.world_size}}
     if dist.is_main:
-        atomic_write_json(run_dir / "config.json", {
-            "genlab_version": _version(), "family": family.name, "model": asdict(model_config),
-            **data.preprocessing(), "data": data.describe(), "train": asdict(cfg), "n_params": n_params,
-            "distributed": {"world_size": dist.world_size, "global_batch_size": cfg.batch_size * dist.world_size},
-        })
+        atomic_write_json(run_dir / "config.json", run_config)
     if cfg.compile:  # compiles model.forward in place: state_dict keys and checkpoints stay as they are
         model.compile()
     train_model = family.wrap_for_ddp(model, _ddp_wrapper(device)) if dist.enabled else model
     session = Session(cfg, family, dist, run_dir, device, data, model, train_model, optimizers, precision, start,
-                      state, quiet)
-    session.say(f"genlab: {family.name} with {n_params / 1e6:.2f}M parameters on {device.type} ({precision}, {how}), "
-                f"{data.train_items} training {data.items}, run directory {run_dir}")
+                      state, quiet, decay_given)
+    size = f" ({cfg.preset})" if cfg.preset else ""
+    session.say(f"genlab: {family.name}{size} with {n_params / 1e6:.2f}M parameters on {device.type} ({precision}, "
+                f"{how}), {data.train_items} training {data.items}, run directory {run_dir}")
+    if cfg.grad_accum > 1:
+        session.say(f"genlab: {cfg.grad_accum} micro-batches of {cfg.batch_size} per optimizer step")
     if dist.enabled:
+        per_process = cfg.batch_size * cfg.grad_accum
         session.say(f"genlab: {dist.world_size} processes ({dist.backend}); global batch "
-                    f"{cfg.batch_size * dist.world_size} = {cfg.batch_size} per process x {dist.world_size}")
+                    f"{per_process * dist.world_size} = {per_process} per process x {dist.world_size}")
     return session
 
 
@@ -251,71 +271,165 @@ def _choose_precision(cfg: TrainConfig, family, model, model_config, data, devic
 
 
 def _loop(s: Session) -> None:
-    """Train from s.start to max_steps (or max_minutes): log, evaluate and checkpoint on the way."""
+    """Train from s.start to max_steps (or max_minutes, or a stop signal): log, evaluate and checkpoint on the way."""
     cfg, dist, data, state = s.cfg, s.dist, s.data, s.state
     s.model.train()
     metrics_file = open(s.run_dir / "metrics.jsonl", "a", encoding="utf-8") if dist.is_main else None
     log = _metrics_logger(metrics_file)
-    bar = _progress(s.start, cfg.max_steps, s.quiet)
-    t_start = time.perf_counter() - state["elapsed_s"]
-    deadline = None if cfg.max_minutes is None else time.perf_counter() + cfg.max_minutes * 60
-    global_batch = cfg.batch_size * dist.world_size
-    ctx = StepContext(s.device, s.precision, cfg.grad_clip)
+    # a time budget is planned when a run begins (a resumed run keeps the plan it made, and one with a step limit
+    # keeps its schedule), or when a run whose only limit is time stopped before it could plan
+    planning = cfg.max_minutes is not None and cfg.time_plan is None and (
+        s.start == 0 or cfg.max_steps >= UNTIL_TIME_RUNS_OUT)
+    replanning = False  # after each checkpoint, the plan is made again from the speed measured so far
+    bar = _progress(s.start, None if planning else cfg.max_steps, s.quiet)
+    t_loop = time.perf_counter()
+    t_start = t_loop - state["elapsed_s"]
+    deadline = None if cfg.max_minutes is None else t_loop + cfg.max_minutes * 60
+    global_batch = cfg.batch_size * cfg.grad_accum * dist.world_size
+    ctx = StepContext(s.device, s.precision, cfg.grad_clip, cfg.grad_accum)
     step_ms: list[float] = []
     step = s.start
-    try:
-        while step < cfg.max_steps:
-            t0 = time.perf_counter()
-            lr = lr_at(step, cfg)
-            for opt in s.optimizers.values():
-                for group in opt.param_groups:
-                    group["lr"] = lr
-            # every rank draws the same global batch from the step's generator and keeps its own rows
-            batch = dist.shard(data.batch("train", global_batch, step_generator(cfg.seed, step)), cfg.batch_size)
-            batch = tuple(t.to(s.device, non_blocking=True) for t in batch)
-            figures = s.family.train_step(s.train_model, batch, s.optimizers, ctx)
-            step += 1
-            dt = time.perf_counter() - t0
-            step_ms.append(dt * 1000)
-            if step % cfg.log_interval == 0 or step == cfg.max_steps:
-                loss = float(figures["loss"])
-                if not math.isfinite(loss):
-                    raise GenlabError(f"training diverged at step {step} (loss {loss}); lower --lr and start again")
-                rate = data.items_in(batch) * dist.world_size / dt
-                log({"step": step, "loss": round(loss, 5), "lr": lr, "ms_per_step": round(dt * 1000, 2),
-                     f"{data.unit}_per_s": round(rate)})
-                bar.set_postfix_str(f"loss {loss:.4f} {rate:,.0f} {data.unit}/s", refresh=False)
-            bar.update(1)
-            out_of_time = dist.any(deadline is not None and time.perf_counter() >= deadline) \
-                if deadline is not None else False
-            if step % cfg.eval_interval == 0 or step == cfg.max_steps or out_of_time:
-                val = evaluate_loss(s.family, s.model, data, cfg.batch_size, cfg.eval_batches, s.device, s.precision,
-                                    dist)
-                log({"step": step, "val_loss": round(val, 5)})
-                name = f"checkpoint-{step}"
-                if state["best_val_loss"] is None or val < state["best_val_loss"]:
-                    state["best_val_loss"], state["best_checkpoint"] = val, name
-                state["elapsed_s"] = time.perf_counter() - t_start
-                rng = _gather_rng(dist)  # a collective: every rank takes part, rank 0 writes
-                if dist.is_main:
-                    save_checkpoint(s.run_dir, step, s.model, s.optimizers, dict(state), {state["best_checkpoint"]},
-                                    rng)
-                    if s.on_checkpoint is not None:
-                        s.on_checkpoint(s.run_dir)
-                if not s.quiet:
-                    bar.write(f"step {step}: val_loss {val:.4f} (best {state['best_val_loss']:.4f})", file=sys.stderr)
-            if out_of_time:
-                s.say(f"genlab: --max-minutes {cfg.max_minutes} reached at step {step}; "
-                      f"continue with: genlab train --resume {s.run_dir} ")
-                break
-    finally:
-        bar.close()
-        if metrics_file is not None:
-            metrics_file.close()
+    stop_reason = None
+    with _stop_signals() as stop_signal:
+        try:
+            while step < cfg.max_steps:
+                t0 = time.perf_counter()
+                lr = lr_at(step, cfg)
+                for opt in s.optimizers.values():
+                    for group in opt.param_groups:
+                        group["lr"] = lr
+                # every rank draws the same global batch from the step's generator and keeps its own rows
+                batch = dist.shard(data.batch("train", global_batch, step_generator(cfg.seed, step)),
+                                   cfg.batch_size * cfg.grad_accum)
+                batch = tuple(t.to(s.device, non_blocking=True) for t in batch)
+                figures = s.family.train_step(s.train_model, batch, s.optimizers, ctx)
+                step += 1
+                dt = time.perf_counter() - t0
+                step_ms.append(dt * 1000)
+                if planning and _time_to_plan(step_ms, time.perf_counter() - t_loop, cfg.max_minutes, dist):
+                    _plan_for_time(s, step, statistics.mean(step_ms[1:]) / 1000, time.perf_counter() - t_loop)
+                    planning, replanning = False, True
+                    bar.total = cfg.max_steps
+                    bar.refresh()
+                if step % cfg.log_interval == 0 or step == cfg.max_steps:
+                    loss = float(figures["loss"])
+                    if not math.isfinite(loss):
+                        raise GenlabError(f"training diverged at step {step} (loss {loss}); lower --lr and start again")
+                    rate = data.items_in(batch) * dist.world_size / dt
+                    log({"step": step, "loss": round(loss, 5), "lr": lr, "ms_per_step": round(dt * 1000, 2),
+                         f"{data.unit}_per_s": round(rate)})
+                    bar.set_postfix_str(f"loss {loss:.4f} {rate:,.0f} {data.unit}/s", refresh=False)
+                bar.update(1)
+                # one collective for every reason to stop, so that all processes stop at the same step
+                out_of_time = deadline is not None and step < cfg.max_steps and time.perf_counter() >= deadline
+                if dist.any(out_of_time or stop_signal.received is not None):
+                    stop_reason = "signal" if dist.any(stop_signal.received is not None) else "time"
+                if step % cfg.eval_interval == 0 or step == cfg.max_steps or stop_reason:
+                    val = _evaluate_and_checkpoint(s, step, t_start, log)
+                    if not s.quiet:
+                        bar.write(f"step {step}: val_loss {val:.4f} (best {state['best_val_loss']:.4f})",
+                                  file=sys.stderr)
+                    if replanning and step < cfg.max_steps and not stop_reason:
+                        # the steps after this checkpoint follow the new plan, and so does a resume from it
+                        now = time.perf_counter() - t_loop
+                        _plan_for_time(s, step, now / (step - s.start), now, evaluations_counted=True)
+                        bar.total = cfg.max_steps
+                if stop_reason:
+                    break
+        finally:
+            bar.close()  # ends the bar's line, so that what follows starts on its own
+            if metrics_file is not None:
+                metrics_file.close()
+    resume = f"continue with: genlab train --resume {s.run_dir}"
+    if stop_reason == "signal":
+        name = signal.Signals(stop_signal.received).name if stop_signal.received else "a stop signal"
+        message = f"genlab: stopped by {name} at step {step}; checkpoint-{step} written; {resume}"
+        if dist.is_main:
+            print(message, file=sys.stderr, flush=True)
+        raise Interrupted(stop_signal.received or signal.SIGTERM, message)
+    if stop_reason == "time":
+        s.say(f"genlab: --max-minutes {cfg.max_minutes} reached at step {step}; {resume}")
     if step_ms:
         median = statistics.median(step_ms[1:] or step_ms)
         s.say(f"genlab: done at step {step}: median {median:.1f} ms/step, best val_loss "
               f"{state['best_val_loss']:.4f}, sample with: genlab sample {s.run_dir}")
+
+
+def _evaluate_and_checkpoint(s: Session, step: int, t_start: float, log) -> float:
+    """Score the validation batches, keep the best, and write checkpoint-STEP (rank 0; every rank takes part)."""
+    cfg, state = s.cfg, s.state
+    val = evaluate_loss(s.family, s.model, s.data, cfg.batch_size, cfg.eval_batches, s.device, s.precision, s.dist)
+    log({"step": step, "val_loss": round(val, 5)})
+    name = f"checkpoint-{step}"
+    if state["best_val_loss"] is None or val < state["best_val_loss"]:
+        state["best_val_loss"], state["best_checkpoint"] = val, name
+    state["elapsed_s"] = time.perf_counter() - t_start
+    rng = _gather_rng(s.dist)  # a collective: every rank takes part, rank 0 writes
+    if s.dist.is_main:
+        save_checkpoint(s.run_dir, step, s.model, s.optimizers, dict(state), {state["best_checkpoint"]}, rng)
+        if s.on_checkpoint is not None:
+            s.on_checkpoint(s.run_dir)
+    return val
+
+
+def _time_to_plan(step_ms: list[float], elapsed_s: float, max_minutes: float, dist: Distributed) -> bool:
+    """Whether enough steps were timed to plan a --max-minutes schedule (the same answer on every process)."""
+    timed = len(step_ms) - 1  # the first step warms up
+    return timed >= 2 and dist.any(elapsed_s >= PLAN_SHARE * max_minutes * 60)
+
+
+def _plan_for_time(s: Session, step: int, step_s: float, elapsed_s: float, evaluations_counted: bool = False) -> None:
+    """--max-minutes: set max_steps to the steps that fit in the time left at `step_s` seconds a step, and the
+    cosine schedule to end there (min_lr at the last step), so that a run cut by time ends its schedule rather than
+    stopping at the peak. The first plan adds an estimate of the evaluations to the step time; later ones measure
+    them (`evaluations_counted`). The plan goes into config.json, so that a resume follows it."""
+    cfg, dist = s.cfg, s.dist
+    step_s, elapsed_s = (x / dist.world_size for x in dist.sum([step_s, elapsed_s]))  # one plan for all
+    eval_s = cfg.eval_batches * FORWARD_SHARE * step_s  # each evaluation, and the checkpoint after it
+    per_step = step_s if evaluations_counted else step_s + eval_s / cfg.eval_interval
+    remaining = PLAN_MARGIN * (cfg.max_minutes * 60 - elapsed_s) - eval_s  # the last evaluation included
+    first = cfg.time_plan is None
+    asked = cfg.max_steps if first else cfg.time_plan["max_steps_asked"] or UNTIL_TIME_RUNS_OUT
+    planned = min(asked, step + max(1, int(remaining / per_step)))
+    cfg.time_plan = {"minutes": cfg.max_minutes, "ms_per_step": round(per_step * 1000, 2), "planned_at_step": step,
+                     "max_steps_asked": None if asked >= UNTIL_TIME_RUNS_OUT else asked}
+    cfg.max_steps = planned
+    if not s.decay_given:
+        cfg.lr_decay_steps = max(planned - 1, 1)
+        cfg.warmup_steps = min(cfg.warmup_steps, planned // 10)  # a short run still spends most of it decaying
+    if dist.is_main:
+        saved = read_json(s.run_dir / "config.json")
+        saved["train"] = asdict(cfg)
+        atomic_write_json(s.run_dir / "config.json", saved)
+    if first:
+        s.say(f"genlab: {step_s * 1000:.1f} ms/step measured: {planned} steps fit in --max-minutes "
+              f"{cfg.max_minutes}; the learning-rate schedule ends there")
+
+
+class _StopSignal:
+    received: int | None = None
+
+
+@contextmanager
+def _stop_signals():
+    """While training: the first SIGINT (Ctrl-C) or SIGTERM lets the step finish and a checkpoint be written; a
+    second one stops at once, as usual. Only the main thread can take signals; elsewhere nothing changes."""
+    flag = _StopSignal()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def note(signum, frame):
+        flag.received = signum
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)  # the next one acts as it always did
+
+    previous = {sig: signal.signal(sig, note) for sig in STOP_SIGNALS}
+    try:
+        yield flag
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _ddp_wrapper(device: torch.device):
@@ -361,8 +475,11 @@ def _resume_config(run_dir: Path, overrides: dict) -> tuple[TrainConfig, dict, i
     config_path = run_dir / "config.json"
     if not config_path.is_file():
         raise GenlabError(f"{run_dir} is not a genlab run directory (no config.json); check the path")
-    read_trainer_state(run_dir)
     saved = read_json(config_path)
+    if isinstance(saved, dict) and "imported_from" in saved and not (run_dir / "trainer_state.json").exists():
+        raise GenlabError(f"{run_dir} was imported from {saved['imported_from']}: it holds weights but no optimizer "
+                          "state or data position, so there is no training to resume; sample or evaluate it")
+    read_trainer_state(run_dir)
     if not isinstance(saved, dict) or not isinstance(saved.get("model"), dict):
         raise GenlabError(f"{config_path} has no table of model settings under \"model\"; restore the file from "
                           "a copy, or start a new run")
