@@ -22,7 +22,8 @@ from genlab.io import read_json
 _TRAINER_KEYS = ("genlab_version", "family", "model", "data", "train", "n_params", "distributed")
 # keys that say where a run came from (written by verbs that start a run from another one, or from weights
 # made elsewhere); shown under lineage, never as preprocessing
-LINEAGE_KEYS = ("imported_from", "base_run", "parent", "finetuned_from", "resumed_from", "source_run")
+LINEAGE_KEYS = ("imported_from", "imported_format", "base_run", "parent", "finetuned_from", "resumed_from",
+                "source_run")
 # train settings that repeat what config.json says elsewhere (the model's own settings, the data, the family)
 _REPEATED_TRAIN_KEYS = ("model", "data", "family", "out")
 
@@ -69,7 +70,7 @@ def run_info(run: str | os.PathLike) -> dict:
         "distributed": _dict(config.get("distributed")),
         "figures": {
             "step": state.get("step"),
-            "max_steps": train.get("max_steps"),
+            "max_steps": _planned(train),
             "best_val_loss": state.get("best_val_loss"),
             "best_checkpoint": state.get("best_checkpoint"),
             "last_checkpoint": state.get("last_checkpoint"),
@@ -132,7 +133,7 @@ def _row(root: Path, folder: Path) -> dict | None:
         config = _genlab_config(config, folder / "config.json")
         train = _dict(config.get("train"))
         row.update(family=config.get("family"), modality=_modality(config), params=config.get("n_params"),
-                   data=_dict(config.get("data")).get("source", train.get("data")), max_steps=train.get("max_steps"))
+                   data=_dict(config.get("data")).get("source", train.get("data")), max_steps=_planned(train))
         problems: list[str] = []
         state = _trainer_state(folder, problems)
         row.update(step=state.get("step"), best_val_loss=state.get("best_val_loss"))
@@ -245,7 +246,7 @@ def _lineage(config: dict, state: dict, train: dict) -> dict:
         lineage["data_sha256"] = data["content_sha256"]
     lineage["genlab_version"] = config.get("genlab_version")
     if state:
-        step, max_steps = state.get("step"), train.get("max_steps")
+        step, max_steps = state.get("step"), _planned(train)
         lineage["trained_to"] = f"step {step} of {max_steps}" if max_steps else f"step {step}"
         lineage["resumable_from"] = state.get("last_checkpoint")
     return lineage
@@ -272,3 +273,11 @@ def _dict(value: Any) -> dict:
 
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+def _planned(train: dict) -> int | None:
+    """The run's step limit; None while only --max-minutes bounds it (stopped before it planned its steps)."""
+    from genlab.training.config import UNTIL_TIME_RUNS_OUT
+
+    steps = train.get("max_steps")
+    return steps if isinstance(steps, int) and steps < UNTIL_TIME_RUNS_OUT else None
