@@ -283,6 +283,7 @@ def _loop(s: Session) -> None:
     replanning = False  # after each checkpoint, the plan is made again from the speed measured so far
     bar = _progress(s.start, None if planning else cfg.max_steps, s.quiet)
     t_loop = time.perf_counter()
+    last_plan = (t_loop, s.start)  # when and at which step the plan was last made
     t_start = t_loop - state["elapsed_s"]
     deadline = None if cfg.max_minutes is None else t_loop + cfg.max_minutes * 60
     global_batch = cfg.batch_size * cfg.grad_accum * dist.world_size
@@ -309,6 +310,7 @@ def _loop(s: Session) -> None:
                 if planning and _time_to_plan(step_ms, time.perf_counter() - t_loop, cfg.max_minutes, dist):
                     _plan_for_time(s, step, statistics.mean(step_ms[1:]) / 1000, time.perf_counter() - t_loop)
                     planning, replanning = False, True
+                    last_plan = (time.perf_counter(), step)
                     bar.total = cfg.max_steps
                     bar.refresh()
                 if step % cfg.log_interval == 0 or step == cfg.max_steps:
@@ -330,9 +332,13 @@ def _loop(s: Session) -> None:
                         bar.write(f"step {step}: val_loss {val:.4f} (best {state['best_val_loss']:.4f})",
                                   file=sys.stderr)
                     if replanning and step < cfg.max_steps and not stop_reason:
-                        # the steps after this checkpoint follow the new plan, and so does a resume from it
-                        now = time.perf_counter() - t_loop
-                        _plan_for_time(s, step, now / (step - s.start), now, evaluations_counted=True)
+                        # the steps after this checkpoint follow the new plan, and so does a resume from it. The
+                        # slower of the whole run's pace and the last stretch's: a machine that slows down late
+                        # would otherwise stop the run by the clock short of the schedule's end
+                        now = time.perf_counter()
+                        pace = max((now - t_loop) / (step - s.start), (now - last_plan[0]) / (step - last_plan[1]))
+                        _plan_for_time(s, step, pace, now - t_loop, evaluations_counted=True)
+                        last_plan = (now, step)
                         bar.total = cfg.max_steps
                 if stop_reason:
                     break
