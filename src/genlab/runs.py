@@ -64,7 +64,9 @@ def run_info(run: str | os.PathLike) -> dict:
         "genlab_version": config.get("genlab_version"),
         "params": config.get("n_params"),
         "model": _dict(config.get("model")),
-        "train": {k: v for k, v in train.items() if k not in _REPEATED_TRAIN_KEYS},
+        # an imported run's settings are placeholders genlab filled in, not how its weights were trained
+        "train": {} if config.get("imported_from") else {k: v for k, v in train.items()
+                                                         if k not in _REPEATED_TRAIN_KEYS},
         "data": _dict(config.get("data")),
         "preprocessing": {k: v for k, v in config.items() if k not in _TRAINER_KEYS and k not in LINEAGE_KEYS},
         "distributed": _dict(config.get("distributed")),
@@ -261,7 +263,8 @@ def _commands(run_dir: Path, config: dict, state: dict) -> list[dict]:
     except (GenlabError, AttributeError, NotImplementedError):
         sample = f"genlab sample {run}"
     commands = [{"command": sample, "does": "make new samples"},
-                {"command": f"genlab eval {run}", "does": "measure it (writes metrics.json)"}]
+                {"command": f"genlab eval {run}" + (" DATA" if config.get("imported_from") else ""),
+                 "does": "measure it (writes metrics.json)"}]
     if state.get("last_checkpoint"):  # only a run with a training state can train on
         commands.append({"command": f"genlab train --resume {run} --max-steps N", "does": "train on to step N"})
     return commands

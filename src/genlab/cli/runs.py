@@ -134,8 +134,9 @@ def format_info(info: dict) -> str:
         figures["best val loss"] = f"{_loss(fig['best_val_loss'])} ({fig['best_checkpoint']})"
     if fig["training_seconds"] is not None:
         figures["training time"] = _duration(fig["training_seconds"])
-    figures["evaluation (metrics.json)"] = (f"none yet; measure it with: genlab eval {info['path']}"
-                                            if fig["evaluation"] is None else fig["evaluation"])
+    measure = next((c["command"] for c in info["commands"] if c["command"].startswith("genlab eval")), "genlab eval")
+    figures["evaluations (metrics.json)"] = (f"none yet; measure it with: {measure}"
+                                             if fig["evaluation"] is None else fig["evaluation"])
     width = max((len(f["path"]) for f in info["files"]), default=0)
     files = [f"  {f['path'].ljust(width)}   {_bytes(f['bytes']).rjust(8)}"
              + (f"   (same file as {f['same_as']}, counted once)" if "same_as" in f else "") for f in info["files"]]
