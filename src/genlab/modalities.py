@@ -99,6 +99,8 @@ class Modality:
     name: ClassVar[str]
     # the built-in datasets it names (`text:pydocs`), for `genlab train --help` and unknown-name errors
     datasets: ClassVar[tuple[str, ...]] = ()
+    # the file extensions its folders hold; None: any (text reads what --extensions names)
+    file_extensions: ClassVar[tuple[str, ...] | None] = None
     # the families whose Family.batch_kind is this train on this modality's data
     batch_kind: ClassVar[str]
     # options its evaluate() takes beyond the data, and the precisions it evaluates in
@@ -284,8 +286,9 @@ def modality_of_run(config: dict) -> Modality:
     return get_modality(config.get("data", {}).get("modality", "text"))
 
 
-def modality_for_training(source: str, family) -> Modality:
-    """The modality whose data `family` trains on from `source`.
+def modality_for_training(source: str, family, extensions: str | None = None) -> Modality:
+    """The modality whose data `family` trains on from `source`; for a folder with `--extensions`, the first
+    whose files those are (`--extensions py` on a folder of tunes and code means the code).
 
     A source of another batch kind than the family's is read as the family's own modality where there
     is only one (its reader then says what is wrong with the source), else refused, naming the
@@ -293,6 +296,10 @@ def modality_for_training(source: str, family) -> Modality:
     from genlab.families import FAMILIES
 
     found = modality_of_source(source)
+    if extensions and Path(source).expanduser().is_dir():
+        chosen = {"." + e.strip().lower().lstrip("*").lstrip(".") for e in extensions.split(",") if e.strip()}
+        found = next((m for m in registry().values()
+                      if m.file_extensions is None or chosen <= set(m.file_extensions)), found)
     if found.batch_kind == family.batch_kind:
         return found
     takers = [m for m in registry().values() if m.batch_kind == family.batch_kind]

@@ -118,3 +118,19 @@ def test_folder_of_json_only_says_how_to_choose(tmp_path):
     with pytest.raises(GenlabError, match=r"has no text or source \(.*\) files: it holds 1 \.json; "
                                           "choose some with --extensions json"):
         read_text(str(tmp_path / "d"))
+
+
+def test_extensions_choose_the_modality_of_a_mixed_folder(tmp_path):
+    """A folder of tunes with some code is music by default; --extensions py means its code."""
+    from music21 import corpus
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    tunes = [p for p in corpus.getPaths() if str(p).endswith(".abc")][:3]
+    for i, path in enumerate(tunes):
+        (folder / f"tune{i}.abc").write_bytes(Path(path).read_bytes())
+    (folder / "tool.py").write_text(CODE, encoding="utf-8")
+    done = train(folder, tmp_path / "run", "--extensions", "py", cache=tmp_path / "cache")
+    assert done.returncode == 0, done.stderr
+    data = json.loads((tmp_path / "run" / "config.json").read_text())["data"]
+    assert data["modality"] == "text" and data["files_by_extension"] == {".py": 1}

@@ -16,6 +16,7 @@ from genlab.modalities import LoadedRun, Modality
 class ImageModality(Modality):
     name = "images"
     datasets = ("images:digits", "images:mnist:DIR")  # data.BUILTIN_IMAGES
+    file_extensions = (".png", ".jpg", ".jpeg")  # data.IMAGE_SUFFIXES
     batch_kind = "images"
     eval_options = ("num_samples", "seed", "label", "steps", "guidance", "eta", "sampler", "weights")
     eval_precisions = ("fp32",)

@@ -16,6 +16,7 @@ from genlab.modalities import LoadedRun, Modality
 class MusicModality(Modality):
     name = "music"
     datasets = ("music:folk", "music:bach")  # data.BUILTIN_MUSIC
+    file_extensions = (".abc", ".mid", ".midi", ".musicxml", ".mxl", ".xml")  # data.MUSIC_SUFFIXES
     batch_kind = "tokens"  # tunes are token streams: gpt and lstm train on them as on text
     eval_options = ("split", "max_tokens", "num_samples", "seed", "temperature", "top_k", "max_new_tokens",
                     "distribution_samples")

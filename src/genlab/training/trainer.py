@@ -185,7 +185,7 @@ def _set_up(cfg: TrainConfig, family, dist: Distributed, run_dir: Path, resuming
 
     default_block = getattr(family.config_class(), "block_size", None)  # image families have none
     block_size = (model_config_dict or cfg.model).get("block_size", default_block)
-    data = modality_for_training(cfg.data, family).open_data(cfg.data, cfg, block_size)
+    data = modality_for_training(cfg.data, family, cfg.extensions).open_data(cfg.data, cfg, block_size)
     if model_config_dict is None:
         model_config = family.make_config({**cfg.model, **data.model_settings()})
     else:
