@@ -7,7 +7,7 @@
 
 __version__ = "0.1.0"
 
-_API = ("evaluate", "export", "import_run", "info", "list_runs", "load", "sample", "train")
+_API = ("evaluate", "export", "import_run", "info", "list_runs", "load", "presets", "sample", "train")
 
 
 def __getattr__(name: str):

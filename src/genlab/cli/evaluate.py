@@ -22,18 +22,21 @@ def add_parsers(sub) -> None:
     p.add_argument("data", nargs="?", help="evaluate on another dataset, its validation split by default: "
                    f"a built-in one ({', '.join(builtin_datasets())}) or a path")
     p.add_argument("--split", default=None, help="val (default), train or all; each is kept apart in metrics.json")
-    p.add_argument("--block-size", type=int, default=None)
-    p.add_argument("--max-tokens", type=int, default=None, help="evaluate at most this many tokens")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--block-size", type=int, default=None,
+                   help="text: context of the scored windows, 1 .. the trained block size (default: that size)")
+    p.add_argument("--max-tokens", type=int, default=None,
+                   help="evaluate at most this many tokens (default: the whole split)")
+    p.add_argument("--device", default="auto", help="auto (default: cuda where there is one), cpu or cuda")
     p.add_argument("--num-samples", type=int, default=None,
                    help="samples to measure (images: default 1000; music: default 100)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8"],
-                   help="text and music: score the model as sampling at this precision runs it")
+                   help="text and music: score the model as sampling at this precision runs it (default fp32)")
     p.add_argument("--seed", type=int, default=None, help="sampling seed (default 0)")
     add_image_flags(p)
     g = p.add_argument_group("music")
     g.add_argument("--temperature", type=float, default=None, help="sampling temperature (default 1.0)")
-    g.add_argument("--top-k", type=int, default=None, help="sample from the k likeliest tokens only")
+    g.add_argument("--top-k", type=int, default=None,
+                   help="sample from the k likeliest tokens only, k >= 1 (default: all)")
     g.add_argument("--max-new-tokens", type=int, default=None, help="longest sampled tune in tokens (default 512)")
     g.add_argument("--distribution-samples", type=int, default=None,
                    help="sampled tunes for the distribution distances (default 1000; --num-samples of them are "
