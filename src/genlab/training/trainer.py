@@ -276,16 +276,10 @@ def _loop(s: Session) -> None:
     s.model.train()
     metrics_file = open(s.run_dir / "metrics.jsonl", "a", encoding="utf-8") if dist.is_main else None
     log = _metrics_logger(metrics_file)
-    # a time budget is planned when a run begins (a resumed run keeps the plan it made, and one with a step limit
-    # keeps its schedule), or when a run whose only limit is time stopped before it could plan
-    planning = cfg.max_minutes is not None and cfg.time_plan is None and (
-        s.start == 0 or cfg.max_steps >= UNTIL_TIME_RUNS_OUT)
-    replanning = False  # after each checkpoint, the plan is made again from the speed measured so far
-    bar = _progress(s.start, None if planning else cfg.max_steps, s.quiet)
     t_loop = time.perf_counter()
-    last_plan = (t_loop, s.start)  # when and at which step the plan was last made
     t_start = t_loop - state["elapsed_s"]
-    deadline = None if cfg.max_minutes is None else t_loop + cfg.max_minutes * 60
+    budget = TimeBudget(s, t_loop)
+    bar = _progress(s.start, None if budget.planning else cfg.max_steps, s.quiet)
     global_batch = cfg.batch_size * cfg.grad_accum * dist.world_size
     ctx = StepContext(s.device, s.precision, cfg.grad_clip, cfg.grad_accum)
     step_ms: list[float] = []
@@ -307,10 +301,7 @@ def _loop(s: Session) -> None:
                 step += 1
                 dt = time.perf_counter() - t0
                 step_ms.append(dt * 1000)
-                if planning and _time_to_plan(step_ms, time.perf_counter() - t_loop, cfg.max_minutes, dist):
-                    _plan_for_time(s, step, statistics.mean(step_ms[1:]) / 1000, time.perf_counter() - t_loop)
-                    planning, replanning = False, True
-                    last_plan = (time.perf_counter(), step)
+                if budget.planning and budget.first_plan(step, step_ms):
                     bar.total = cfg.max_steps
                     bar.refresh()
                 if step % cfg.log_interval == 0 or step == cfg.max_steps:
@@ -323,22 +314,15 @@ def _loop(s: Session) -> None:
                     bar.set_postfix_str(f"loss {loss:.4f} {rate:,.0f} {data.unit}/s", refresh=False)
                 bar.update(1)
                 # one collective for every reason to stop, so that all processes stop at the same step
-                out_of_time = deadline is not None and step < cfg.max_steps and time.perf_counter() >= deadline
-                if dist.any(out_of_time or stop_signal.received is not None):
+                if dist.any(budget.out_of_time(step) or stop_signal.received is not None):
                     stop_reason = "signal" if dist.any(stop_signal.received is not None) else "time"
                 if step % cfg.eval_interval == 0 or step == cfg.max_steps or stop_reason:
                     val = _evaluate_and_checkpoint(s, step, t_start, log)
                     if not s.quiet:
                         bar.write(f"step {step}: val_loss {val:.4f} (best {state['best_val_loss']:.4f})",
                                   file=sys.stderr)
-                    if replanning and step < cfg.max_steps and not stop_reason:
-                        # the steps after this checkpoint follow the new plan, and so does a resume from it. The
-                        # slower of the whole run's pace and the last stretch's: a machine that slows down late
-                        # would otherwise stop the run by the clock short of the schedule's end
-                        now = time.perf_counter()
-                        pace = max((now - t_loop) / (step - s.start), (now - last_plan[0]) / (step - last_plan[1]))
-                        _plan_for_time(s, step, pace, now - t_loop, evaluations_counted=True)
-                        last_plan = (now, step)
+                    if budget.planned and step < cfg.max_steps and not stop_reason:
+                        budget.plan_again(step)  # the steps after this checkpoint (and a resume from it) follow it
                         bar.total = cfg.max_steps
                 if stop_reason:
                     break
@@ -378,38 +362,68 @@ def _evaluate_and_checkpoint(s: Session, step: int, t_start: float, log) -> floa
     return val
 
 
-def _time_to_plan(step_ms: list[float], elapsed_s: float, max_minutes: float, dist: Distributed) -> bool:
-    """Whether enough steps were timed to plan a --max-minutes schedule (the same answer on every process)."""
-    timed = len(step_ms) - 1  # the first step warms up
-    return timed >= 2 and dist.any(elapsed_s >= PLAN_SHARE * max_minutes * 60)
+class TimeBudget:
+    """--max-minutes: the deadline, and a plan of the steps that fit before it, with the cosine schedule ending
+    at the last of them (min_lr there), so that a run cut by time ends its schedule rather than stopping at the
+    peak. The first plan comes once PLAN_SHARE of the budget is timed, adding an estimate of the evaluations;
+    after each checkpoint the plan is made again from the measured pace, evaluations included. Each plan goes
+    into config.json, so that a resume follows it."""
 
+    def __init__(self, s: Session, t_loop: float):
+        cfg = s.cfg
+        self.s, self.t_loop = s, t_loop
+        self.deadline = None if cfg.max_minutes is None else t_loop + cfg.max_minutes * 60
+        # planned when a run begins (a resumed run keeps its plan, and one with a step limit its schedule), or when
+        # a run whose only limit is time stopped before it could plan
+        self.planning = cfg.max_minutes is not None and cfg.time_plan is None and (
+            s.start == 0 or cfg.max_steps >= UNTIL_TIME_RUNS_OUT)
+        self.planned = False
+        self.last_plan = (t_loop, s.start)  # when, and at which step, the plan was last made
 
-def _plan_for_time(s: Session, step: int, step_s: float, elapsed_s: float, evaluations_counted: bool = False) -> None:
-    """--max-minutes: set max_steps to the steps that fit in the time left at `step_s` seconds a step, and the
-    cosine schedule to end there (min_lr at the last step), so that a run cut by time ends its schedule rather than
-    stopping at the peak. The first plan adds an estimate of the evaluations to the step time; later ones measure
-    them (`evaluations_counted`). The plan goes into config.json, so that a resume follows it."""
-    cfg, dist = s.cfg, s.dist
-    step_s, elapsed_s = (x / dist.world_size for x in dist.sum([step_s, elapsed_s]))  # one plan for all
-    eval_s = cfg.eval_batches * FORWARD_SHARE * step_s  # each evaluation, and the checkpoint after it
-    per_step = step_s if evaluations_counted else step_s + eval_s / cfg.eval_interval
-    remaining = PLAN_MARGIN * (cfg.max_minutes * 60 - elapsed_s) - eval_s  # the last evaluation included
-    first = cfg.time_plan is None
-    asked = cfg.max_steps if first else cfg.time_plan["max_steps_asked"] or UNTIL_TIME_RUNS_OUT
-    planned = min(asked, step + max(1, int(remaining / per_step)))
-    cfg.time_plan = {"minutes": cfg.max_minutes, "ms_per_step": round(per_step * 1000, 2), "planned_at_step": step,
-                     "max_steps_asked": None if asked >= UNTIL_TIME_RUNS_OUT else asked}
-    cfg.max_steps = planned
-    if not s.decay_given:
-        cfg.lr_decay_steps = max(planned - 1, 1)
-        cfg.warmup_steps = min(cfg.warmup_steps, planned // 10)  # a short run still spends most of it decaying
-    if dist.is_main:
-        saved = read_json(s.run_dir / "config.json")
-        saved["train"] = asdict(cfg)
-        atomic_write_json(s.run_dir / "config.json", saved)
-    if first:
-        s.say(f"genlab: {step_s * 1000:.1f} ms/step measured: {planned} steps fit in --max-minutes "
-              f"{cfg.max_minutes}; the learning-rate schedule ends there")
+    def out_of_time(self, step: int) -> bool:
+        return self.deadline is not None and step < self.s.cfg.max_steps and time.perf_counter() >= self.deadline
+
+    def first_plan(self, step: int, step_ms: list[float]) -> bool:
+        """Plan once enough steps are timed (the same answer on every process); whether it planned."""
+        elapsed = time.perf_counter() - self.t_loop
+        timed = len(step_ms) - 1  # the first step warms up
+        if timed < 2 or not self.s.dist.any(elapsed >= PLAN_SHARE * self.s.cfg.max_minutes * 60):
+            return False
+        self._plan(step, statistics.mean(step_ms[1:]) / 1000, elapsed, evaluations_counted=False)
+        self.planning, self.planned = False, True
+        return True
+
+    def plan_again(self, step: int) -> None:
+        """At a checkpoint: plan from the slower of the whole run's pace and the last stretch's (a machine that
+        slows down late would otherwise stop the run by the clock short of the schedule's end)."""
+        now = time.perf_counter()
+        since_start = (now - self.t_loop) / (step - self.s.start)
+        since_last = (now - self.last_plan[0]) / max(1, step - self.last_plan[1])
+        self._plan(step, max(since_start, since_last), now - self.t_loop, evaluations_counted=True)
+
+    def _plan(self, step: int, step_s: float, elapsed_s: float, evaluations_counted: bool) -> None:
+        s, cfg, dist = self.s, self.s.cfg, self.s.dist
+        step_s, elapsed_s = (x / dist.world_size for x in dist.sum([step_s, elapsed_s]))  # one plan for all
+        eval_s = cfg.eval_batches * FORWARD_SHARE * step_s  # each evaluation, and the checkpoint after it
+        per_step = step_s if evaluations_counted else step_s + eval_s / cfg.eval_interval
+        remaining = PLAN_MARGIN * (cfg.max_minutes * 60 - elapsed_s) - eval_s  # the last evaluation included
+        first = cfg.time_plan is None
+        asked = cfg.max_steps if first else cfg.time_plan["max_steps_asked"] or UNTIL_TIME_RUNS_OUT
+        planned = min(asked, step + max(1, int(remaining / per_step)))
+        cfg.time_plan = {"minutes": cfg.max_minutes, "ms_per_step": round(per_step * 1000, 2),
+                         "planned_at_step": step, "max_steps_asked": None if asked >= UNTIL_TIME_RUNS_OUT else asked}
+        cfg.max_steps = planned
+        if not s.decay_given:
+            cfg.lr_decay_steps = max(planned - 1, 1)
+            cfg.warmup_steps = min(cfg.warmup_steps, planned // 10)  # a short run still spends most of it decaying
+        if dist.is_main:
+            saved = read_json(s.run_dir / "config.json")
+            saved["train"] = asdict(cfg)
+            atomic_write_json(s.run_dir / "config.json", saved)
+        self.last_plan = (time.perf_counter(), step)
+        if first:
+            s.say(f"genlab: {step_s * 1000:.1f} ms/step measured: {planned} steps fit in --max-minutes "
+                  f"{cfg.max_minutes}; the learning-rate schedule ends there")
 
 
 class _StopSignal:
