@@ -4,12 +4,18 @@ folk-rnn (Sturm et al. 2016) trained a 3-layer, 512-unit LSTM on ~23,000 ABC tra
 train smaller models on music21's ~12,600 folk tunes for a fixed wall-clock budget each and
 report, like for like: validation loss per token, the share of 100 sampled tunes that parse in
 music21, have >= 8 notes and convert to MIDI (against the same check on 100 held-out real
-tunes), distribution distances (with a shuffled-token baseline) and originality.
+tunes), whether they keep time (music/meter.py: `bars_right_share`, inner bars of the meter's length;
+`tunes_all_bars_right`; `music21_midi_share`, music21's own MIDI export succeeding; each beside its
+`_real` figure on as many held-out tunes), distribution distances (with a shuffled-token baseline)
+and originality.
 
     python bench/music.py --minutes 15 [--families gpt,lstm] [--samples 100] [--distribution-samples 1000]
 
-The bars: parse_rate >= 0.85 * real_parse_rate, and pitch_class_distance < the shuffled
-baseline's. The last line is one JSON object of the figures.
+Each trained model is evaluated unconstrained (`constraint` off) and, where the music sampler has a
+`constraint` control, constrained too (columns `FAMILY+c`); the JSON keeps the constrained figures as
+`constrained_*`. The bars: parse_rate >= 0.85 * real_parse_rate; pitch_class_distance < the shuffled
+baseline's; unconstrained, tunes_all_bars_right >= 0.6; constrained, tunes_all_bars_right >= 0.95 and
+music21_midi_share >= music21_midi_share_real. The last line is one JSON object of the figures.
 
 The distributions are compared over 1,000 sampled tunes (--distribution-samples) against as many
 held-out real tunes, and the shuffled baseline is those held-out tunes with their body tokens
@@ -35,6 +41,9 @@ from pathlib import Path
 from genlab import api
 from genlab.io import read_json
 from genlab.music.evaluate import evaluate_music
+from genlab.music.sample import MusicModel
+
+TIME = ("bars_right_share", "tunes_all_bars_right", "music21_midi_share")
 
 MODELS = {
     "gpt": dict(n_layer=4, n_head=4, n_embd=128, block_size=256, batch_size=16, lr=2e-3, min_lr=2e-4),
@@ -51,8 +60,15 @@ def ms_per_step(family: str, settings: dict, workdir: Path) -> float:
     return sum(times) / len(times)
 
 
+def constraint_modes() -> list[bool | None]:
+    """Unconstrained always (None: a sampler without the control samples unconstrained), constrained where the
+    music sampler has a `constraint` control."""
+    return [False, True] if "constraint" in MusicModel.controls else [None]
+
+
 def bench_family(family: str, minutes: float, workdir: Path, samples: int, distribution_samples: int,
-                 seed: int) -> dict:
+                 seed: int) -> dict[bool, dict]:
+    """Train one family, then evaluate it in each constraint mode: {constrained: figures}."""
     settings = MODELS[family]
     ms = ms_per_step(family, settings, workdir)
     steps = max(100, int(minutes * 60_000 / (ms * 1.1)))  # 10% for evaluations and checkpoints
@@ -61,13 +77,17 @@ def bench_family(family: str, minutes: float, workdir: Path, samples: int, distr
                     max_minutes=minutes, quiet=True, seed=seed, **settings)
     trained_steps = max(json.loads(x).get("step", 0) for x in (run / "metrics.jsonl").read_text().splitlines())
     m = api.load(run)
-    metrics = evaluate_music(m, num_samples=samples, distribution_samples=distribution_samples, temperature=1.0,
-                             seed=seed)
     n_params = read_json(run / "config.json")["n_params"]
-    # the bar's ratio: sampled tunes that parse against held-out real ones (evaluate_music gives both rates)
-    parse_ratio = round(metrics["parse_rate"] / metrics["real_parse_rate"], 4) if metrics["real_parse_rate"] else None
-    return {"family": family, "params": n_params, "steps": trained_steps, "ms_per_step": round(ms, 1), **metrics,
-            "parse_ratio": parse_ratio}
+    out = {}
+    for constraint in constraint_modes():
+        metrics = evaluate_music(m, num_samples=samples, distribution_samples=distribution_samples,
+                                 temperature=1.0, seed=seed, constraint=constraint)
+        # the bar's ratio: sampled tunes that parse against held-out real ones (evaluate_music gives both rates)
+        real = metrics["real_parse_rate"]
+        parse_ratio = round(metrics["parse_rate"] / real, 4) if real else None
+        out[bool(constraint)] = {"family": family, "params": n_params, "steps": trained_steps,
+                                 "ms_per_step": round(ms, 1), **metrics, "parse_ratio": parse_ratio}
+    return out
 
 
 def main() -> None:
@@ -80,7 +100,7 @@ def main() -> None:
     p.add_argument("--keep", help="keep the runs in this folder")
     a = p.parse_args()
     workdir = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="genlab-bench-music-"))
-    results = {}
+    results: dict[str, dict[bool, dict]] = {}
     try:
         for family in a.families.split(","):
             print(f"training {family} on music:folk for {a.minutes:g} minutes ...", file=sys.stderr, flush=True)
@@ -88,25 +108,34 @@ def main() -> None:
     finally:
         if not a.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    cols = ["params", "steps", "val_loss", "parse_rate", "real_parse_rate", "parse_ratio", "pitch_class_distance",
+    cols = ["params", "steps", "val_loss", "parse_rate", "real_parse_rate", "parse_ratio",
+            *(k for t in TIME for k in (t, t + "_real")), "roundtrip_share", "pitch_class_distance",
             "pitch_class_distance_shuffled", "pitch_class_distance_real", "scale_degree_distance",
             "scale_degree_distance_shuffled", "scale_degree_distance_real", "duration_distance",
             "duration_distance_shuffled", "interval_distance", "interval_distance_shuffled", "bars_distance",
             "bars_per_tune", "longest_copied_notes", "copied_8gram_share"]
-    print(f"{'':32}" + "".join(f"{f:>12}" for f in results))
+    columns = {f + ("+c" if constrained else ""): r for f, modes in results.items() for constrained, r in modes.items()}
+    print(f"{'':32}" + "".join(f"{name:>12}" for name in columns))
     for c in cols:
-        print(f"{c:32}" + "".join(f"{str(results[f][c]):>12}" for f in results))
-    best = min(results.values(), key=lambda r: r["val_loss"])
+        print(f"{c:32}" + "".join(f"{str(r.get(c)):>12}" for r in columns.values()))
+    best_family = min(results, key=lambda f: results[f][False]["val_loss"])
+    best, constrained = results[best_family][False], results[best_family].get(True)
     summary = {
-        "minutes": a.minutes, "best_family": best["family"], "samples": a.samples,
+        "minutes": a.minutes, "best_family": best_family, "samples": a.samples,
         "distribution_samples": a.distribution_samples,
         **{k: best[k] for k in ("parse_rate", "real_parse_rate", "parse_ratio", "val_loss", "pitch_class_distance",
                                 "pitch_class_distance_shuffled", "pitch_class_distance_real", "scale_degree_distance",
                                 "scale_degree_distance_shuffled", "longest_copied_notes", "copied_8gram_share")},
+        **{k: best[k] for t in TIME for k in (t, t + "_real")},  # unconstrained, and real held-out tunes
+        **{f"constrained_{t}": constrained[t] if constrained else None for t in (*TIME, "parse_rate")},
         "parse_bar_met": best["parse_rate"] >= 0.85 * best["real_parse_rate"],
         "pitch_bar_met": best["pitch_class_distance"] < best["pitch_class_distance_shuffled"],
         "tonal_pitch_bar_met": best["scale_degree_distance"] < best["scale_degree_distance_shuffled"],
-        "families": {f: {c: r[c] for c in cols} for f, r in results.items()},
+        "time_bar_met": best["tunes_all_bars_right"] >= 0.6,
+        "constrained_time_bar_met": None if constrained is None else (
+            constrained["tunes_all_bars_right"] >= 0.95
+            and constrained["music21_midi_share"] >= constrained["music21_midi_share_real"]),
+        "families": {name: {c: r.get(c) for c in cols} for name, r in columns.items()},
     }
     print(json.dumps(summary))
 

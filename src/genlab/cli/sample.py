@@ -33,8 +33,9 @@ IMAGE_FLAGS = [
     ("weights", str, ["ema", "raw"], "averaged or last weights (default ema)"),
 ]
 # every control flag, by its name in the samplers' `controls`; a run's sampler takes some of them
-CONTROLS = ("prompt", "stop", "interpolate", "truncate_prompt", *(n.replace("-", "_") for n, _, _ in SAMPLING_FLAGS),
-            *(n for n, _, _, _ in IMAGE_FLAGS))
+CONTROLS = ("prompt", "stop", "interpolate", "truncate_prompt", "constraint",
+            *(n.replace("-", "_") for n, _, _ in SAMPLING_FLAGS), *(n for n, _, _, _ in IMAGE_FLAGS))
+FLAG_NAMES = {"constraint": "no-constraint"}  # controls whose flag is not simply their name
 ESCAPES = {"\\n": "\n", "\\t": "\t", "\\r": "\r", "\\\\": "\\"}
 
 
@@ -66,6 +67,9 @@ def add_parsers(sub) -> None:
                         "on CPU), a quarter of them")
     add_image_flags(p)
     p.add_argument("--interpolate", action="store_true", default=None, help="images: walk between two noises")
+    p.add_argument("--no-constraint", dest="constraint", action="store_false", default=None,
+                   help="music: sample the raw model, without the constraint that keeps bars to the meter (ABC) "
+                        "or notes switched off (events)")
     p.add_argument("-o", "--out-dir", default=None,
                    help="folder for the outputs, each with its provenance (images: default samples/, grid.png and "
                         "one PNG each; music: .abc/.mid/.wav tunes; text: a .txt per sample)")
@@ -82,9 +86,9 @@ def run(a, argv: list[str]) -> None:
     given = {k: getattr(a, k) for k in CONTROLS if getattr(a, k) is not None}
     for key in given:
         if key not in m.controls:
-            takes = ", ".join("--" + k.replace("_", "-") for k in m.controls)
-            raise GenlabError(f"--{key.replace('_', '-')} is not a control of {m.modality} models; leave it out "
-                              f"(their controls: {takes})")
+            takes = ", ".join("--" + FLAG_NAMES.get(k, k.replace("_", "-")) for k in m.controls)
+            raise GenlabError(f"--{FLAG_NAMES.get(key, key.replace('_', '-'))} is not a control of {m.modality} "
+                              f"models; leave it out (their controls: {takes})")
     if a.renderer is not None and "renderer" not in m.write_options:
         raise GenlabError(f"--renderer is for music models, whose tunes are rendered to .wav; leave it out for "
                           f"{m.modality} models")

@@ -1,6 +1,6 @@
 """The music wing: notes (notes), ABC and event tokenizers (tokenizers, abc_notes), corpora (data),
 ABC/MusicXML/MIDI conversion (convert), audio (synth), sampling to .abc/.mid/.wav (sample) and
-evaluation (evaluate).
+evaluation (evaluate, with meter: do tunes keep time).
 
     music:folk, music:bach          music21's folk tunes and Bach chorales, no download
     any folder of .abc/.mid/.musicxml

@@ -5,6 +5,14 @@
 - parse rate: the share of sampled tunes that music21 parses, that have at least 8 notes and that
   convert to MIDI (and read back); the same check on as many real held-out tunes gives the
   yardstick `real_parse_rate`;
+- keeping time (music/meter.py says exactly how each is measured), on the same sampled tunes and, with
+  the suffix `_real`, on as many held-out real tunes: for ABC `bars_right_share` (inner bars of the
+  meter's length, music21 measuring; pickup and last bar excepted), `tunes_all_bars_right` (tunes with
+  every inner bar right) and `music21_midi_share` (tunes music21 parses and writes as MIDI with its own
+  writer); for event tunes, on a grid of sixteenths in bars of four quarters, `onset_grid_share`,
+  `tunes_all_on_grid` and `notes_per_bar`; for both, `roundtrip_share` (genlab's notes -> genlab's MIDI
+  -> music21's MIDI reader gives the same notes). Each tune is parsed in music21 once for all checks;
+  `constraint` records whether the sampler's constraint was on (none: the sampler has none);
 - distances between the samples' and the training tunes' distributions of pitch classes, scale
   degrees (pitch classes counted from the tune's tonic), note durations, melodic intervals and
   bars per tune: 1 - overlapping area (the total variation distance, 0 = same) and
@@ -15,11 +23,13 @@
   tune, and the share of sampled 8-note n-grams that occur in the training tunes; the same for as
   many held-out tunes (`real_`).
 
-`genlab eval` prints a summary of about ten lines (`music_summary`); metrics.json keeps every figure.
+`genlab eval` prints a summary of about fifteen lines (`music_summary`); metrics.json keeps every figure.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 from collections import Counter
 from fractions import Fraction
@@ -30,6 +40,16 @@ import torch
 import torch.nn.functional as F
 
 from genlab.errors import GenlabError
+from genlab.music.meter import (
+    BarCheck,
+    GridCheck,
+    bar_figures,
+    check_bars,
+    check_grid,
+    grid_figures,
+    music21_midi,
+    roundtrip,
+)
 from genlab.music.notes import Note
 from genlab.music.tokenizers import BOS, EOS
 
@@ -96,21 +116,72 @@ def _top_line(notes: list[Note]) -> list[Note]:
     return [top[s] for s in sorted(top)]
 
 
-def playable(model, tokens: list[str]) -> tuple[bool, str]:
-    """Parses (music21 for ABC), has >= 8 notes, and converts to MIDI that reads back with the same notes."""
-    from genlab.music.convert import midi_to_notes, notes_to_midi
+class TuneCheck(NamedTuple):
+    """One tune through music21 once: playable (parse rate), its bars or grid, music21's MIDI, the round trip."""
+
+    playable: bool
+    reason: str  # why it is not playable ("" when it is)
+    bars: BarCheck | None  # ABC tunes
+    grid: GridCheck | None  # event tunes
+    music21_midi: bool
+    roundtrip: bool
+
+
+def check_tune(model, tokens: list[str]) -> TuneCheck:
+    """Parse a tune's tokens once (music21 for ABC) and run every check of the module docstring on it.
+
+    Playable: parses, has >= 8 notes, and converts to MIDI that reads back with as many notes."""
+    from genlab.music.convert import ConversionError, parse_abc, score_to_notes
     from genlab.music.sample import Tune
 
-    tune = model.to_notes(Tune(list(tokens), seed=0, index=1))
-    if tune.error:
-        return False, tune.error
-    if len(tune.notes) < MIN_NOTES:
-        return False, f"only {len(tune.notes)} notes"
+    bars = grid = None
+    midi21 = False
+    if model.tokenizer.kind == "abc":
+        quiet = contextlib.redirect_stderr(io.StringIO())  # music21 prints warnings (e.g. "beam: WARNING") there
+        try:
+            with quiet:
+                score = parse_abc(model.abc(Tune(list(tokens), seed=0, index=1)))
+        except ConversionError as e:
+            return TuneCheck(False, str(e), BarCheck(parsed=False), None, False, False)
+        bars = check_bars(score)  # before score_to_notes, which edits the score's time signatures
+        midi21 = music21_midi(score)
+        try:
+            with quiet:
+                notes, qpm = score_to_notes(score)
+        except Exception as e:  # as convert.abc_to_notes words it
+            return TuneCheck(False, f"cannot turn it into notes: {type(e).__name__}: {str(e)[:100]}", bars, None,
+                             midi21, False)
+    else:
+        notes, qpm = model.tokenizer.tokens_to_notes(tokens), 120.0
+        grid = check_grid(notes)
+    ok, reason = _playable(notes, qpm)
+    return TuneCheck(ok, reason, bars, grid, midi21, roundtrip(notes, qpm))
+
+
+def _playable(notes: list[Note], qpm: float) -> tuple[bool, str]:
+    from genlab.music.convert import midi_to_notes, notes_to_midi
+
+    if not notes:
+        return False, "it has no notes"
+    if len(notes) < MIN_NOTES:
+        return False, f"only {len(notes)} notes"
     try:
-        back, _, _ = midi_to_notes(notes_to_midi(tune.notes, tune.qpm))
+        back, _, _ = midi_to_notes(notes_to_midi(notes, qpm))
     except Exception as e:  # any failure to write or read MIDI fails the check
         return False, f"MIDI: {type(e).__name__}"
-    return (len(back) == len(tune.notes)), "MIDI lost notes"
+    return (True, "") if len(back) == len(notes) else (False, "MIDI lost notes")
+
+
+def time_figures(checks: list[TuneCheck], suffix: str = "") -> dict:
+    """The keeping-time figures of checked tunes, each name followed by `suffix` (`_real` for real tunes)."""
+    n = max(1, len(checks))
+    if checks and checks[0].grid is not None:
+        figures = grid_figures([c.grid for c in checks])
+    else:
+        figures = {**bar_figures([c.bars for c in checks]),
+                   "music21_midi_share": round(sum(c.music21_midi for c in checks) / n, 4)}
+    figures["roundtrip_share"] = round(sum(c.roundtrip for c in checks) / n, 4)
+    return {name + suffix: value for name, value in figures.items()}
 
 
 @torch.inference_mode()
@@ -265,13 +336,15 @@ def _shared(samples: list[np.ndarray], training: list[np.ndarray], n: int) -> np
 
 def evaluate_music(m, data: str | None = None, *, split: str | None = None, max_tokens: int | None = None,
                    num_samples: int = 100, distribution_samples: int = 1000, max_new_tokens: int = 512,
-                   temperature: float = 1.0, top_k: int | None = None, seed: int = 0) -> dict:
+                   temperature: float = 1.0, top_k: int | None = None, seed: int = 0,
+                   constraint: bool | None = None) -> dict:
     """Evaluate a loaded music model (see the module docstring).
 
-    The first `num_samples` sampled tunes are checked in music21 (parse rate) and measured for
-    originality; the distribution distances use `distribution_samples` tunes (and as many held-out
-    ones), since a tune's key sways its whole pitch-class count and 100 tunes leave the distances
-    within sampling noise of each other.
+    The first `num_samples` sampled tunes (and as many held-out ones) are checked in music21 (parse rate,
+    bars, MIDI, round trip) and measured for originality; the distribution distances use
+    `distribution_samples` tunes (and as many held-out ones), since a tune's key sways its whole
+    pitch-class count and 100 tunes leave the distances within sampling noise of each other.
+    `constraint` (True/False) is passed to a sampler that has that control; None keeps its default.
     """
     from genlab.music.data import prepare_music
     from genlab.sampling.decode import inference_copy
@@ -279,6 +352,8 @@ def evaluate_music(m, data: str | None = None, *, split: str | None = None, max_
     split = split or "val"
     if split not in ("val", "train", "all"):
         raise GenlabError(f"--split must be val, train or all, got {split!r}")
+    if constraint is not None and "constraint" not in getattr(m, "controls", {}):
+        raise GenlabError("this music sampler has no constraint control; evaluate without one")
     for flag, value in (("--num-samples", num_samples), ("--distribution-samples", distribution_samples)):
         if value < 1:
             raise GenlabError(f"{flag} must be at least 1, got {value}")
@@ -297,21 +372,25 @@ def evaluate_music(m, data: str | None = None, *, split: str | None = None, max_
     # the loss is named by its split (a train figure never reads as validation), beside a uniform model's ln(V)
     metrics: dict = {f"{split}_loss": scored.pop("loss"), **scored, "uniform_loss": round(math.log(vocab), 5)}
 
+    # the sampler's own default unless asked: today's samplers have no constraint control to pass
+    steer = {} if constraint is None else {"constraint": constraint}
     total = max(num_samples, distribution_samples)
     sampled = []  # in batches of SAMPLE_BATCH, the first with `seed` itself, as `genlab sample --seed` gives
     for batch, start in enumerate(range(0, total, SAMPLE_BATCH)):
         n = min(SAMPLE_BATCH, total - start)
         sampled += [t.tokens for t in m.tunes("", num_samples=n, max_new_tokens=max_new_tokens,
-                                                 temperature=temperature, top_k=top_k, seed=seed + batch)]
+                                                 temperature=temperature, top_k=top_k, seed=seed + batch, **steer)]
     held_out = [m.tokenizer.tokens(corpus.tune(i)) for i in range(corpus.n_train, corpus.n_tunes)]
-    ok = [playable(m, t) for t in sampled[:num_samples]]
-    real_ok = [playable(m, t)[0] for t in held_out[:num_samples]]
-    reasons = Counter(r for good, r in ok if not good)
+    checks = [check_tune(m, t) for t in sampled[:num_samples]]  # music21 parses each tune once, for every check
+    real_checks = [check_tune(m, t) for t in held_out[:num_samples]]
+    reasons = Counter(c.reason for c in checks if not c.playable)
     metrics.update({
         "num_samples": num_samples,
         "distribution_samples": distribution_samples,
-        "parse_rate": round(sum(g for g, _ in ok) / max(1, len(ok)), 4),
-        "real_parse_rate": round(sum(real_ok) / max(1, len(real_ok)), 4),
+        "constraint": constraint if constraint is not None else getattr(m, "controls", {}).get("constraint"),
+        "parse_rate": round(sum(c.playable for c in checks) / max(1, len(checks)), 4),
+        "real_parse_rate": round(sum(c.playable for c in real_checks) / max(1, len(real_checks)), 4),
+        **time_figures(checks), **time_figures(real_checks, "_real"),
         "ended_share": round(sum(t[-1] == EOS for t in sampled) / max(1, len(sampled)), 4),
         "failure_reasons": dict(reasons.most_common(5)),
     })
@@ -343,19 +422,25 @@ def evaluate_music(m, data: str | None = None, *, split: str | None = None, max_
 
 
 DISTANCES = ("pitch_class", "scale_degree", "duration", "interval", "bars")
+TIME_FIGURES = ("bars_right_share", "tunes_all_bars_right", "music21_midi_share", "onset_grid_share",
+                "tunes_all_on_grid", "notes_per_bar", "roundtrip_share")
 
 
 def music_summary(metrics: dict) -> str:
-    """About ten lines: what was sampled, then each headline figure with its direction and the real tunes'
-    figure beside it (and, for the distances, shuffled tokens'). Every other figure stays in metrics.json."""
+    """At most 15 lines (16 with genlab eval's header): what was sampled, then each headline figure with its
+    direction and the real tunes' figure beside it (and, for the distances, shuffled tokens'); why samples were
+    unplayable goes on the parse_rate line. Every other figure stays in metrics.json."""
     from genlab.modalities import figure_line, plain
 
     split = metrics.get("split", "val")
     loss_key = f"{split}_loss" if f"{split}_loss" in metrics else "val_loss"  # runs evaluated before the split
     top_k = metrics.get("top_k")
-    lines = [f"tunes: {metrics.get('num_samples')} sampled for parse rate and originality, "
-             f"{metrics.get('distribution_samples')} for distributions; seed {metrics.get('seed')}, "
-             f"temperature {plain(metrics.get('temperature'))}, top-k {'off' if top_k is None else top_k}"]
+    constraint = metrics.get("constraint")
+    lines = [f"tunes: {plain(metrics.get('num_samples'))} sampled (and as many real) for music21's checks and "
+             f"originality, {plain(metrics.get('distribution_samples'))} for distributions; seed "
+             f"{plain(metrics.get('seed'))}, "
+             f"temperature {plain(metrics.get('temperature'))}, top-k {'off' if top_k is None else top_k}"
+             + ("" if constraint is None else f", constraint {'on' if constraint else 'off'}")]
 
     def line(name: str, better: str, base: str = "") -> None:
         if name in metrics:
@@ -363,7 +448,12 @@ def music_summary(metrics: dict) -> str:
 
     line(loss_key, "nats per token, lower is better", f"uniform model: {plain(metrics.get('uniform_loss'))}"
          if "uniform_loss" in metrics else "")
-    line("parse_rate", "higher is better", f"real tunes: {plain(metrics.get('real_parse_rate'))}")
+    why = "; ".join(f"{reason} ({n})" for reason, n in (metrics.get("failure_reasons") or {}).items())
+    line("parse_rate", "higher is better", f"real tunes: {plain(metrics.get('real_parse_rate'))}"
+         + (f"; unplayable samples: {why}" if why else ""))
+    for name in TIME_FIGURES:  # ABC runs have the bar figures, event runs the grid ones
+        better = "closer to real is better" if name == "notes_per_bar" else "higher is better"
+        line(name, better, f"real tunes: {plain(metrics.get(name + '_real'))}")
     line("ended_share", "higher is better", "real tunes all end")
     for name in DISTANCES:
         key = f"{name}_distance"
@@ -372,7 +462,4 @@ def music_summary(metrics: dict) -> str:
     for name in ("longest_copied_notes", f"copied_{NGRAM}gram_share"):
         real = metrics.get(f"real_{name}")
         line(name, "lower is more original", "" if real is None else f"real tunes: {plain(real)}")
-    if metrics.get("failure_reasons"):
-        why = metrics["failure_reasons"].items()
-        lines.append("unplayable samples: " + "; ".join(f"{reason} ({n})" for reason, n in why))
     return "\n".join(lines)

@@ -4,6 +4,10 @@ A tune starts at <s> (then the prompt's meter, key and notes) and ends at </s>. 
 model writes all three formats (ABC -> music21 -> notes -> MIDI and audio); an event-trained
 model writes .mid and .wav only. Every file carries its provenance: an ABC comment, a MIDI text
 meta event, a WAV INFO comment.
+
+Sampling is constrained by default (control `constraint`, `--no-constraint` to see the raw model):
+ABC tunes keep their meter's bar length, header and repeats; event tunes switch every note off
+(music/constraints.py).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import torch
 from genlab.errors import GenlabError
 from genlab.io import atomic_write_bytes, atomic_write_text
 from genlab.modalities import LoadedRun, Sampler
+from genlab.music.constraints import music_constraint
 from genlab.music.notes import Note
 from genlab.music.tokenizers import EOS, tokens_to_abc
 from genlab.outputs import first_free_number, output_folder
@@ -48,13 +53,14 @@ class MusicModel(Sampler):
     """A trained music model: `m.generate(prompt, ...)` returns Tunes, `m.write(tunes, out_dir)` saves them."""
 
     controls = {"prompt": "", "max_new_tokens": 512, "temperature": 0.8, "top_k": None, "top_p": None,
-                "repetition_penalty": 1.0, "stop": [], "seed": None, "num_samples": 1}
+                "repetition_penalty": 1.0, "stop": [], "seed": None, "num_samples": 1, "constraint": True}
     write_options = {"renderer": "auto"}
 
     def __init__(self, run: LoadedRun, tokenizer):
         super().__init__(run)
         self.tokenizer = tokenizer
         self.decoder = Decoders(self.model, self.precision)  # the model tuned for decoding n sequences: decoder(n)
+        self._constraint = None  # made on first use and kept: its masks are cached per state across calls
 
     @property
     def formats(self) -> tuple[str, ...]:
@@ -72,6 +78,7 @@ class MusicModel(Sampler):
         if controls.get("stop"):
             raise GenlabError("--stop is for text; a tune ends at its own end token")
         controls.pop("stop", None)
+        constrained = controls.pop("constraint", True)
         s = SamplingSettings(**controls)
         s.validate()
         ids = torch.as_tensor(self.tokenizer.encode_prompt(prompt), dtype=torch.long, device=self.device)
@@ -80,11 +87,14 @@ class MusicModel(Sampler):
             raise GenlabError(f"the prompt is {len(ids)} tokens but this model's context is {limit}; shorten it")
         generator, seed = make_generator(s.seed, self.device)
         self.last_seed = seed
-        self.last_controls = {k: v for k, v in controls.items() if v is not None}
+        self.last_controls = {**{k: v for k, v in controls.items() if v is not None}, "constraint": constrained}
         n = s.num_samples
+        if constrained and self._constraint is None:
+            self._constraint = music_constraint(self.tokenizer)
+        constraint = self._constraint if constrained else None
         out: list[list[int]] = [[] for _ in range(n)]
         done = [False] * n
-        for step in sample_tokens(self.decoder(n), ids, s, generator):
+        for step in sample_tokens(self.decoder(n), ids, s, generator, constraint):
             for i, t in enumerate(step.tolist()):
                 if not done[i]:
                     out[i].append(t)

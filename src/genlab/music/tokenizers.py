@@ -290,7 +290,7 @@ def tokens_to_abc(tokens: list[str], title: str = "genlab tune", comments: list[
     for t in body:
         if t.startswith("[") and t[1:2] in ("M", "K"):
             line.append(f" {t} ")
-        elif t[0] in "|:" or (t[0] == "[" and t[1:2] in "|0123456789"):
+        elif t[0] in "|:" or (t[0] == "[" and t[1:2] != "" and t[1:2] in "|0123456789"):  # not a chord's [
             line.append(f" {t} ")
             bars += 1
             if bars % 4 == 0:

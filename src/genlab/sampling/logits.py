@@ -1,7 +1,9 @@
 """The creativity dial: turning next-token logits into a choice.
 
 Order as in Hugging Face transformers: repetition penalty, temperature, top-k, top-p (nucleus,
-Holtzman et al. 2019), then a draw from the remaining distribution, or argmax at temperature 0.
+Holtzman et al. 2019), then a draw from the remaining distribution, or argmax at temperature 0. A
+constraint's mask (sampling/constraints.py) comes first of all, so top-k and top-p choose among the
+allowed tokens only.
 All of it is tensor work over the whole batch: no per-token Python.
 """
 
@@ -42,9 +44,19 @@ class SamplingSettings:
             raise GenlabError("--stop strings must not be empty")
 
 
-def process_logits(logits: torch.Tensor, s: SamplingSettings, seen: torch.Tensor | None) -> torch.Tensor:
-    """Apply penalty, temperature and truncation to (B, V) logits; returns float logits."""
+def mask_logits(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """-inf where `allowed` (B, V) is False. A row with nothing allowed is left as it is: the sample goes on
+    unconstrained rather than drawing from nothing (constraints avoid this by allowing their end token)."""
+    allowed = allowed | ~allowed.any(dim=-1, keepdim=True)
+    return logits.masked_fill(~allowed, float("-inf"))
+
+
+def process_logits(logits: torch.Tensor, s: SamplingSettings, seen: torch.Tensor | None,
+                   allowed: torch.Tensor | None = None) -> torch.Tensor:
+    """Apply a constraint's mask, penalty, temperature and truncation to (B, V) logits; returns float logits."""
     logits = logits.float()
+    if allowed is not None:
+        logits = mask_logits(logits, allowed.to(logits.device))
     if seen is not None and s.repetition_penalty != 1.0:
         # CTRL (Keskar et al. 2019): make tokens already in the text less likely, whatever their sign
         penalised = torch.where(logits > 0, logits / s.repetition_penalty, logits * s.repetition_penalty)

@@ -4,6 +4,7 @@ The model contract: `model(idx, cache) -> logits (B, T, V)` continues `cache` in
 `model.new_cache(batch, max_len)` makes an empty one; `model.max_context` is the longest context
 (None for a recurrent model). The loop prefills the prompt once, then feeds one token per step,
 through `model.decode_step(idx, cache)` where a family offers that lean one-token path (same contract).
+A `constraint` (sampling/constraints.py) masks each step's logits before the creativity dial.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 
 import torch
 
+from genlab.sampling.constraints import Constraint
 from genlab.sampling.logits import SamplingSettings, choose, process_logits
 
 
@@ -22,9 +24,11 @@ def make_generator(seed: int | None, device: torch.device) -> tuple[torch.Genera
 
 
 @torch.inference_mode()
-def sample_tokens(model, prompt_ids: torch.Tensor, s: SamplingSettings, generator: torch.Generator
-                  ) -> Iterator[torch.Tensor]:
+def sample_tokens(model, prompt_ids: torch.Tensor, s: SamplingSettings, generator: torch.Generator,
+                  constraint: Constraint | None = None) -> Iterator[torch.Tensor]:
     """Yield the next token of every sample, (B,), for up to s.max_new_tokens steps.
+
+    With a `constraint`, each step draws only among the tokens it allows (it starts from the prompt).
 
     Within the model's context this is exactly what recomputing the whole sequence every step
     gives. Past it, a GPT keeps the newest half of its window and refills the cache from it
@@ -41,8 +45,13 @@ def sample_tokens(model, prompt_ids: torch.Tensor, s: SamplingSettings, generato
     decode = getattr(model, "decode_step", model)  # a family's lean one-token path, where it has one
     cache = model.new_cache(B, window)
     logits = model(tokens[:, :T0], cache)[:, -1]
+    if constraint is not None:
+        constraint.start(prompt_ids.tolist(), B)
     for i in range(s.max_new_tokens):
-        token = choose(process_logits(logits, s, seen), s, generator)  # (B,)
+        allowed = constraint.allowed() if constraint is not None else None
+        token = choose(process_logits(logits, s, seen, allowed), s, generator)  # (B,)
+        if constraint is not None:
+            constraint.advance(token)
         yield token
         if i + 1 == s.max_new_tokens:
             return
