@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+from user_errors import user_error
 
 import genlab.api
 from genlab.cli import main
@@ -18,15 +19,6 @@ from genlab.training.config import read_config_file
 
 TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "32", "--max-steps", "2",
         "--eval-interval", "2", "--eval-batches", "1", "--precision", "fp32", "--quiet"]
-
-
-def user_error(capsys, *args) -> str:
-    """Run the CLI in-process: a user mistake must be exit code 2 and one line, never a traceback."""
-    code = main([str(a) for a in args])
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert err.startswith("genlab: error: ") and "\n" not in err and "Traceback" not in err, err
-    return err
 
 
 @pytest.fixture(scope="module")

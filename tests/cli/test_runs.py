@@ -7,6 +7,7 @@ import sys
 import time
 
 import pytest
+from user_errors import user_error
 
 from genlab.cli import main
 
@@ -130,14 +131,6 @@ def test_info_files_a_flat_metrics_json_under_its_key(runs, tmp_path):
     (run / "metrics.json").write_text("[1, 2]")
     info = api.info(run)
     assert info["figures"]["evaluation"] is None and "metrics.json" in info["problems"][0]
-
-
-def user_error(capsys, *args) -> str:
-    code = main([str(a) for a in args])
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert err.startswith("genlab: error: ") and "\n" not in err and "Traceback" not in err, err
-    return err
 
 
 def test_one_line_errors(capsys, runs, tmp_path):
