@@ -75,6 +75,9 @@ def write_hf_gpt2(model, out: Path, special_ids: dict[str, int] | None = None) -
     m = vars(model.config)
     if not m.get("bias", True):
         raise GenlabError("--format hf-gpt2 needs a model trained with bias=true (GPT-2 has biases)")
+    if m.get("feature_vocab_size"):
+        raise GenlabError("--format hf-gpt2 cannot carry this model's second input (the room left in the bar "
+                          "beside each music token): GPT-2 reads token ids alone")
     tensors = {}
     for name, t in model.state_dict().items():
         if name == "lm_head.weight":

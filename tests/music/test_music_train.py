@@ -13,6 +13,7 @@ from genlab.cli import main
 from genlab.errors import GenlabError
 from genlab.music.convert import notes_to_midi
 from genlab.music.notes import Note
+from genlab.music.positions import ROOM_IDS
 
 TUNES = [
     "X:{i}\nT:t\nM:6/8\nL:1/8\nK:D\n|:A|dfa afd|gfe dcB|AFA dFA|BGE E2A|dfa afd|gfe dcB|AFA Bcd|edc d2:|\n",
@@ -41,6 +42,8 @@ def test_tiny_model_learns_and_samples_parseable_tunes(abc_run, tmp_path):
     config = json.loads((abc_run / "config.json").read_text())
     assert config["data"]["modality"] == "music" and config["tokenizer"]["kind"] == "abc"
     assert config["data"]["unreadable_tunes"] == 1  # broken.abc: counted, not silently dropped
+    assert config["model"]["feature_vocab_size"] == ROOM_IDS  # it reads the room left in the bar
+    assert config["data"]["bar_lines_added"] == 0  # these tunes write every bar line
     m = api.load(abc_run)
     tunes = m.generate("M:6/8 K:Dmaj", num_samples=4, temperature=0.5, seed=0)
     m.write(tunes, tmp_path)
@@ -121,13 +124,15 @@ def test_a_share_of_each_batch_begins_at_a_tune_start(abc_folder):
     import torch
 
     from genlab.music.data import ALIGNED_SHARE, open_music
+    from genlab.music.positions import ROOM_NONE
 
     data = open_music(str(abc_folder), block_size=32)
     bos = data.tokenizer.index["<s>"]
     for split in ("train", "val"):
-        x, y = data.batch(split, 8, torch.Generator().manual_seed(0))
+        x, y, rooms = data.batch(split, 8, torch.Generator().manual_seed(0))
         aligned = int(8 * ALIGNED_SHARE)
         assert (x[:aligned, 0] == bos).all()  # as sampling begins: a tune's first token at position 0
+        assert rooms.shape == x.shape and (rooms[:aligned, 0] == ROOM_NONE).all()  # beside each input token
         assert (x[aligned:, 0] == bos).float().mean() < 1  # the rest begins anywhere
         assert torch.equal(x[:, 1:], y[:, :-1])
 

@@ -21,10 +21,11 @@ from genlab.training.config import check_types
 class Family:
     name: ClassVar[str]
     config_class: ClassVar[type]
-    # what a batch holds: "tokens" = (inputs, targets) id windows; later modalities add their own
+    # what a batch holds: "tokens" = (inputs, targets) id windows, or (inputs, targets, input features) where the
+    # data gives a second input per token; later modalities add their own
     batch_kind: ClassVar[str] = "tokens"
     # model settings that come from the data (data.model_settings()), never from flags
-    data_keys: ClassVar[set[str]] = {"vocab_size"}
+    data_keys: ClassVar[set[str]] = {"vocab_size", "feature_vocab_size"}
     # training settings this family starts from unless a flag or config file says otherwise
     train_defaults: ClassVar[dict[str, Any]] = {}
     # model sizes by name (`--preset tiny|small|base`): settings that flags and config files override
@@ -85,11 +86,12 @@ class Family:
 
 
 class LanguageModelFamily(Family):
-    """A family whose model maps token ids (B, T) to next-token logits (B, T, vocab)."""
+    """A family whose model maps token ids (B, T), and the data's feature ids beside them where it gives
+    them, to next-token logits (B, T, vocab)."""
 
     batch_kind = "tokens"
 
     def loss(self, model: nn.Module, batch) -> torch.Tensor:
-        x, y = batch
-        logits = model(x)
+        x, y, *features = batch
+        logits = model(x, features=features[0]) if features else model(x)
         return nn.functional.cross_entropy(logits.view(-1, logits.size(-1)).float(), y.reshape(-1))

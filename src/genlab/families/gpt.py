@@ -36,6 +36,9 @@ class GPTConfig:
     # "gelu" (exact, as nanoGPT) or "gelu_tanh" (GPT-2's approximation); the exact one is ~45%
     # cheaper here forward and backward, ~6% of a small model's training step
     activation: str = "gelu"
+    # ids of a second input the data gives beside each token (music: the room left in the bar), embedded and
+    # added like the position embedding; 0: none (as GPT-2)
+    feature_vocab_size: int = 0
 
 
 class KVCache:
@@ -140,6 +143,8 @@ class GPT(nn.Module):
                 ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
             )
         )
+        if config.feature_vocab_size:
+            self.transformer["wfe"] = nn.Embedding(config.feature_vocab_size, config.n_embd)  # the data's second input
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.lm_head.weight = self.transformer.wte.weight  # weight tying
         self.apply(self._init_weights)
@@ -164,21 +169,26 @@ class GPT(nn.Module):
         p = self.transformer.wte.weight
         return KVCache(self.config, batch_size, max_len or self.config.block_size, p.device, p.dtype)
 
-    def forward(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-        """Token ids (B, T) -> next-token logits (B, T, vocab). With a cache, idx continues it."""
+    def forward(self, idx: torch.Tensor, cache: KVCache | None = None, features: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """Token ids (B, T) -> next-token logits (B, T, vocab). With a cache, idx continues it. `features`
+        (B, T): the data's second input, for a model built with feature_vocab_size."""
         B, T = idx.shape
         start = cache.pos if cache is not None else 0
         if start + T > self.config.block_size:
             raise ValueError(f"sequence of {start + T} tokens exceeds block_size {self.config.block_size}")
         pos = torch.arange(start, start + T, device=idx.device)
-        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
+        x = self.transformer.wte(idx) + self.transformer.wpe(pos)  # (B, T, C)
+        if self.config.feature_vocab_size:
+            x = x + self.transformer.wfe(_features(features, idx))
+        x = self.transformer.drop(x)
         for i, block in enumerate(self.transformer.h):
             x = block(x, cache, i)
         if cache is not None:
             cache.pos += T
         return self.lm_head(self.transformer.ln_f(x))
 
-    def decode_step(self, idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
+    def decode_step(self, idx: torch.Tensor, cache: KVCache, features: torch.Tensor | None = None) -> torch.Tensor:
         """forward() for one new token per sequence, (B, 1), at inference: the same computation in
         fewer, direct calls (no module calls but the Linear layers, no dropout, no reshuffling of
         q/k/v), since sampling runs it once per token and at these sizes the calls cost ~20% of it."""
@@ -187,6 +197,8 @@ class GPT(nn.Module):
             raise ValueError(f"sequence of {pos + 1} tokens exceeds block_size {self.config.block_size}")
         B, C, nh = idx.size(0), self.config.n_embd, self.config.n_head
         x = tr.wte.weight[idx[:, 0]] + tr.wpe.weight[pos]  # (B, C)
+        if self.config.feature_vocab_size:
+            x = x + tr.wfe.weight[_features(features, idx)[:, 0]]
         for i, block in enumerate(tr.h):
             h = F.layer_norm(x, (C,), block.ln_1.weight, block.ln_1.bias)
             qkv = block.attn.c_attn(h).view(B, 3, nh, 1, C // nh)
@@ -198,6 +210,13 @@ class GPT(nn.Module):
             x = x + block.mlp.c_proj(F.gelu(block.mlp.c_fc(h), approximate=block.mlp.approximate))
         cache.pos += 1
         return self.lm_head(F.layer_norm(x, (C,), tr.ln_f.weight, tr.ln_f.bias)).unsqueeze(1)
+
+
+def _features(features: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor:
+    """The feature ids a model built with feature_vocab_size needs, checked against the token ids' shape."""
+    if features is None or features.shape != idx.shape:
+        raise ValueError(f"this model reads a feature id beside each token: pass features of shape {tuple(idx.shape)}")
+    return features
 
 
 class GPTFamily(LanguageModelFamily):

@@ -26,6 +26,9 @@ class LSTMConfig:
     n_embd: int = 256  # embedding and hidden size
     dropout: float = 0.0
     tie_weights: bool = True
+    # ids of a second input the data gives beside each token (music: the room left in the bar), embedded and
+    # added to the token embedding; 0: none
+    feature_vocab_size: int = 0
 
 
 class LSTMState:
@@ -41,6 +44,9 @@ class LSTM(nn.Module):
         super().__init__()
         self.config = config
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        if config.feature_vocab_size:
+            self.wfe = nn.Embedding(config.feature_vocab_size, config.n_embd)
+            nn.init.normal_(self.wfe.weight, std=0.02)
         self.drop = nn.Dropout(config.dropout)
         self.rnn = nn.LSTM(
             config.n_embd, config.n_embd, num_layers=config.n_layer, batch_first=True,
@@ -59,9 +65,17 @@ class LSTM(nn.Module):
     def new_cache(self, batch_size: int, max_len: int | None = None) -> LSTMState:
         return LSTMState()
 
-    def forward(self, idx: torch.Tensor, cache: LSTMState | None = None) -> torch.Tensor:
-        """Token ids (B, T) -> next-token logits (B, T, vocab). With a state, idx continues it."""
-        x = self.drop(self.wte(idx))  # (B, T, C)
+    def forward(self, idx: torch.Tensor, cache: LSTMState | None = None, features: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """Token ids (B, T) -> next-token logits (B, T, vocab). With a state, idx continues it. `features`
+        (B, T): the data's second input, for a model built with feature_vocab_size."""
+        x = self.wte(idx)  # (B, T, C)
+        if self.config.feature_vocab_size:
+            if features is None or features.shape != idx.shape:
+                raise ValueError("this model reads a feature id beside each token: pass features of shape "
+                                 f"{tuple(idx.shape)}")
+            x = x + self.wfe(features)
+        x = self.drop(x)
         out, hc = self.rnn(x, cache.hc if cache is not None else None)
         if cache is not None:
             cache.hc = hc

@@ -21,6 +21,13 @@ Tunes are bounded (music/tokenizers.py): a silence between notes over four bars 
 (MAX_SILENCE), an event tune is cut at MAX_EVENT_TOKENS tokens and an ABC tune at MAX_ABC_TOKENS.
 Each cut is counted by kind, reported, and stored in the run's config (`cuts` of the data summary).
 
+ABC tunes are read as music21 reads them where their transcribers were terse: a bar line left out where
+a written bar holds two whole bars (the Essen collection does this at every phrase end) is put back
+(music/positions.py: complete_bar_lines), and so is the final bar line of a tune that ends without one,
+so that every bar the model sees is as long as its meter says and every tune ends as sampling ends it; the
+count is `bar_lines_added` of the data summary. Beside each ABC token the model reads how much of the
+bar is left after it (positions.BarRoom), counted once when the corpus is opened.
+
 The cache (`v{CACHE_VERSION}-{hash}-{kind}` under the cache root) is checked whenever it is read,
 as text caches are: meta.json's keys and types, starts.npy against tokens.bin (size, and each tune
 starting with <s>), the largest id against the vocabulary, tokenizer.json. One that fails is removed
@@ -30,6 +37,7 @@ and rebuilt with one line on stderr.
 from __future__ import annotations
 
 import collections
+import functools
 import hashlib
 import json
 import math
@@ -78,7 +86,8 @@ ABC_SUFFIXES = (".abc",)
 MIDI_SUFFIXES = (".mid", ".midi")
 SCORE_SUFFIXES = (".musicxml", ".mxl", ".xml")
 MUSIC_SUFFIXES = ABC_SUFFIXES + MIDI_SUFFIXES + SCORE_SUFFIXES
-CACHE_VERSION = 2  # bump when tokenization changes, so old caches are not reused (2: the caps on tunes)
+CACHE_VERSION = 4  # bump when tokenization changes, so old caches are not reused (2: the caps on tunes, 3 and 4:
+# bar lines put back)
 SHUFFLE_SEED = 1234
 TRANSPOSE_RANGE = 5  # event training windows are shifted by -5..+6 semitones: every key
 
@@ -94,6 +103,7 @@ class MusicCorpus:
     failures: dict = field(default_factory=dict)  # reason -> count
     examples: list = field(default_factory=list)  # a few (file, reason) pairs
     cuts: dict = field(default_factory=dict)  # what was cut to the caps on tunes -> count
+    bar_lines_added: int = 0  # bar lines put back where a written bar held two or a tune ended without one (ABC)
     read: FolderRead | None = None  # what a folder source gave; None for a built-in corpus or one file
 
     @property
@@ -110,6 +120,19 @@ class MusicCorpus:
 
     def tune(self, i: int) -> np.ndarray:
         return np.asarray(self.tokens[self.starts[i] : self.starts[i + 1]])
+
+    @functools.cached_property
+    def features(self) -> np.ndarray | None:
+        """The id the model reads beside each token (ABC: the room left in the bar), or None."""
+        if self.tokenizer.kind != "abc":
+            return None
+        from genlab.music.positions import BarRoom
+
+        return BarRoom(self.tokenizer.vocab).ids(self.tokens)
+
+    def tune_features(self, i: int) -> np.ndarray | None:
+        f = self.features
+        return None if f is None else f[self.starts[i] : self.starts[i + 1]]
 
     @property
     def n_tunes(self) -> int:
@@ -230,22 +253,27 @@ def _abc_text(f: Path) -> str:
         return data.decode("latin-1")  # older ABC collections are Latin-1
 
 
-def _abc_tunes(files: list[Path], failures, examples, cuts: collections.Counter) -> list[list[str]]:
-    tunes = []
+def _abc_tunes(files: list[Path], failures, examples, cuts: collections.Counter) -> tuple[list[list[str]], int]:
+    """The tunes of ABC files as tokens, and how many bar lines were put back."""
+    from genlab.music.positions import complete_bar_lines
+
+    tunes, added = [], 0
     for f in files:
         pieces = split_tunes(_abc_text(f))
         if not pieces:
             _fail(failures, examples, f, "no tune (no X: or K: line)")
         for piece in pieces:
             try:
-                tokens, cut = cap_abc_tune(abc_to_tokens(piece), MAX_ABC_TOKENS)
+                tokens, put_back = complete_bar_lines(abc_to_tokens(piece))
+                tokens, cut = cap_abc_tune(tokens, MAX_ABC_TOKENS)
             except AbcError as e:
                 _fail(failures, examples, f, str(e))
                 continue
             tunes.append(tokens)
+            added += put_back
             if cut:
                 cuts[f"tunes cut at {MAX_ABC_TOKENS} tokens"] += 1
-    return tunes
+    return tunes, added
 
 
 def _event_tunes(source: str, files: list[Path], tok: EventTokenizer, failures, examples,
@@ -333,7 +361,7 @@ def prepare_music(source: str, tokenizer: str | None = None, val_fraction: float
                           f"({sum(failures.values())} could not be read); it needs at least 2")
     n_val = min(n_tunes - 1, max(1, round(n_tunes * val_fraction)))
     corpus = MusicCorpus(tokens, starts, n_tunes - n_val, tok, source, content_hash, failures, meta["examples"],
-                         cuts, report)
+                         cuts, meta["bar_lines_added"], report)
     if failures and not quiet:
         top = ", ".join(f"{c} {r!r}" for r, c in sorted(failures.items(), key=lambda x: -x[1])[:3])
         print(f"genlab: {source}: {n_tunes} tunes read, {sum(failures.values())} could not be and are left out "
@@ -347,7 +375,7 @@ def prepare_music(source: str, tokenizer: str | None = None, val_fraction: float
 def _read_cache(folder: Path, kind: str) -> tuple[dict, object, np.ndarray, np.ndarray]:
     """meta.json, the tokenizer, starts.npy and tokens.bin of a cache, each checked (BrokenCache if not)."""
     meta = read_cache_meta(folder, {"version": int, "dtype": str, "kind": str, "n_files": int, "failures": dict,
-                                    "examples": list, "cuts": dict})
+                                    "examples": list, "cuts": dict, "bar_lines_added": int})
     if meta["version"] != CACHE_VERSION or meta["kind"] != kind:
         raise BrokenCache("meta.json does not match the folder's name")
     for name in ("failures", "cuts"):
@@ -372,8 +400,9 @@ def _build_cache(source: str, files: list[Path], kind: str, folder: Path) -> Non
     failures: collections.Counter = collections.Counter()
     examples: list = []
     cuts: collections.Counter = collections.Counter()
+    added = 0
     if kind == "abc":
-        tunes = _abc_tunes(files, failures, examples, cuts)
+        tunes, added = _abc_tunes(files, failures, examples, cuts)
         tok = AbcTokenizer.build(tunes) if tunes else None
     else:
         tok = EventTokenizer()
@@ -392,7 +421,7 @@ def _build_cache(source: str, files: list[Path], kind: str, folder: Path) -> Non
         tok.save(tmp / "tokenizer.json")
         (tmp / "meta.json").write_text(json.dumps({
             "version": CACHE_VERSION, "dtype": np.dtype(dtype).name, "kind": kind, "n_files": len(files),
-            "failures": dict(failures), "examples": examples, "cuts": dict(cuts),
+            "failures": dict(failures), "examples": examples, "cuts": dict(cuts), "bar_lines_added": added,
         }))
 
 
@@ -430,7 +459,18 @@ class MusicData(TextData):
         x, y = windows_at(data, starts, self.block_size)
         if split == "train" and self.tokenizer.kind == "events":
             x, y = _transpose_windows(x, y, self.tokenizer, generator)
-        return x, y
+        if c.features is None:
+            return x, y
+        features = c.features[: c.split] if split == "train" else c.features[c.split :]
+        return x, y, windows_at(features, starts, self.block_size)[0]
+
+    def model_settings(self) -> dict:
+        settings = super().model_settings()
+        if self.corpus.features is not None:
+            from genlab.music.positions import ROOM_IDS
+
+            settings["feature_vocab_size"] = ROOM_IDS
+        return settings
 
     def describe(self) -> dict:
         c = self.corpus
@@ -446,6 +486,7 @@ class MusicData(TextData):
             "unreadable_tunes": int(sum(c.failures.values())),
             "unreadable_reasons": dict(sorted(c.failures.items(), key=lambda x: -x[1])[:10]),
             "cuts": dict(c.cuts),
+            "bar_lines_added": int(c.bar_lines_added),
             "skipped_files": int(sum(c.read.skipped.values())) if c.read else 0,
             "skipped_reasons": dict(c.read.skipped) if c.read else {},
             **(c.read.describe() if c.read else {}),

@@ -193,10 +193,11 @@ def tune_loss(model, corpus, tunes: range, block_size: int, device, max_tokens: 
     before; every token is scored once. (Windows cut anywhere in the token stream, as for text,
     would score tokens without their tune's meter and key, which sampling never asks for.)
     """
-    rows: list[np.ndarray] = []  # inputs and targets of one window; -100 marks targets not scored here
+    rows: list[np.ndarray] = []  # inputs, targets and input features of one window; -100: a target not scored here
     scored_total = 0
     for i in tunes:
         t = corpus.tune(i).astype(np.int64)
+        f = corpus.tune_features(i)
         n, done = len(t) - 1, 0  # n targets: t[1:]
         while done < n and (max_tokens is None or scored_total < max_tokens):
             end = min(n, done + (block_size if done == 0 else block_size // 2))
@@ -205,7 +206,10 @@ def tune_loss(model, corpus, tunes: range, block_size: int, device, max_tokens: 
             y = np.full(block_size, -100, dtype=np.int64)
             x[: end - start] = t[start:end]
             y[done - start : end - start] = t[done + 1 : end + 1]
-            rows.append(np.stack([x, y]))
+            features = np.zeros(block_size, dtype=np.int64)
+            if f is not None:
+                features[: end - start] = f[start:end]
+            rows.append(np.stack([x, y, features]))
             scored_total += end - done
             done = end
     if not rows:
@@ -214,7 +218,7 @@ def tune_loss(model, corpus, tunes: range, block_size: int, device, max_tokens: 
     total, count = 0.0, 0
     for b in range(0, len(rows), batch_size):
         chunk = torch.from_numpy(np.stack(rows[b : b + batch_size])).to(device)
-        logits = model(chunk[:, 0])
+        logits = model(chunk[:, 0], features=chunk[:, 2]) if corpus.features is not None else model(chunk[:, 0])
         y = chunk[:, 1]
         total += F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=-100,
                                  reduction="sum").item()

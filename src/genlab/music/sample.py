@@ -23,6 +23,7 @@ from genlab.io import atomic_write_bytes, atomic_write_text
 from genlab.modalities import LoadedRun, Sampler
 from genlab.music.constraints import music_constraint
 from genlab.music.notes import Note
+from genlab.music.positions import BarRoom
 from genlab.music.tokenizers import EOS, tokens_to_abc
 from genlab.outputs import first_free_number, output_folder
 from genlab.sampling.decode import Decoders
@@ -61,6 +62,8 @@ class MusicModel(Sampler):
         self.tokenizer = tokenizer
         self.decoder = Decoders(self.model, self.precision)  # the model tuned for decoding n sequences: decoder(n)
         self._constraint = None  # made on first use and kept: its masks are cached per state across calls
+        # the room left in the bar beside each token, for a model trained to read it (music/positions.py)
+        self.bar_room = BarRoom(tokenizer.vocab) if getattr(self.model.config, "feature_vocab_size", 0) else None
 
     @property
     def formats(self) -> tuple[str, ...]:
@@ -94,7 +97,7 @@ class MusicModel(Sampler):
         constraint = self._constraint if constrained else None
         out: list[list[int]] = [[] for _ in range(n)]
         done = [False] * n
-        for step in sample_tokens(self.decoder(n), ids, s, generator, constraint):
+        for step in sample_tokens(self.decoder(n), ids, s, generator, constraint, self.bar_room):
             for i, t in enumerate(step.tolist()):
                 if not done[i]:
                     out[i].append(t)

@@ -153,11 +153,12 @@ def _seconds_per_step(model: nn.Module, batch_size: int, steps: int = 8) -> floa
     cache = model.new_cache(batch_size, 16)
     token = torch.zeros(batch_size, 1, dtype=torch.long, device=next(model.parameters()).device)
     decode = getattr(model, "decode_step", model)  # what sample_tokens calls
+    extra = {"features": token} if getattr(model.config, "feature_vocab_size", 0) else {}
     best = float("inf")
     for i in range(steps + 2):
         cache.pos = min(cache.pos, 8)
         t0 = time.perf_counter()
-        decode(token, cache)
+        decode(token, cache, **extra)
         if i >= 2:  # the first calls warm up allocator and kernels
             best = min(best, time.perf_counter() - t0)
     return best

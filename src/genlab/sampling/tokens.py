@@ -5,6 +5,10 @@ The model contract: `model(idx, cache) -> logits (B, T, V)` continues `cache` in
 (None for a recurrent model). The loop prefills the prompt once, then feeds one token per step,
 through `model.decode_step(idx, cache)` where a family offers that lean one-token path (same contract).
 A `constraint` (sampling/constraints.py) masks each step's logits before the creativity dial.
+
+A model that reads a feature id beside each token (music: the room left in the bar) samples with a
+`features` counter: `features.start(prompt_ids, B)` gives the prompt's ids, (B, T0), and
+`features.advance(tokens)` the ids after each drawn token, (B,); they go to the model as `features=`.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ def make_generator(seed: int | None, device: torch.device) -> tuple[torch.Genera
 
 @torch.inference_mode()
 def sample_tokens(model, prompt_ids: torch.Tensor, s: SamplingSettings, generator: torch.Generator,
-                  constraint: Constraint | None = None) -> Iterator[torch.Tensor]:
+                  constraint: Constraint | None = None, features=None) -> Iterator[torch.Tensor]:
     """Yield the next token of every sample, (B,), for up to s.max_new_tokens steps.
 
     With a `constraint`, each step draws only among the tokens it allows (it starts from the prompt).
@@ -43,8 +47,19 @@ def sample_tokens(model, prompt_ids: torch.Tensor, s: SamplingSettings, generato
         seen.scatter_(1, tokens[:, :T0], True)
     window = model.max_context
     decode = getattr(model, "decode_step", model)  # a family's lean one-token path, where it has one
+    feats = None  # the feature id beside every token so far, (B, T0 + new), for a model that reads them
+    if features is not None:
+        feats = torch.zeros_like(tokens)
+        feats[:, :T0] = features.start(prompt_ids.tolist(), B).to(tokens.device)
+
+    def logits_after(run, a: int, b: int) -> torch.Tensor:
+        """Next-token logits after tokens a..b-1 fed to `run` (the model, or its one-token path), (B, V)."""
+        if feats is None:
+            return run(tokens[:, a:b], cache)[:, -1]
+        return run(tokens[:, a:b], cache, features=feats[:, a:b])[:, -1]
+
     cache = model.new_cache(B, window)
-    logits = model(tokens[:, :T0], cache)[:, -1]
+    logits = logits_after(model, 0, T0)
     if constraint is not None:
         constraint.start(prompt_ids.tolist(), B)
     for i in range(s.max_new_tokens):
@@ -57,10 +72,12 @@ def sample_tokens(model, prompt_ids: torch.Tensor, s: SamplingSettings, generato
             return
         end = T0 + i + 1
         tokens[:, end - 1] = token
+        if feats is not None:
+            feats[:, end - 1] = features.advance(token).to(tokens.device)
         if seen is not None:
             seen.scatter_(1, token[:, None], True)
         if window is not None and cache.pos + 1 > window:
             cache = model.new_cache(B, window)
-            logits = model(tokens[:, end - (window // 2 + 1) : end], cache)[:, -1]
+            logits = logits_after(model, end - (window // 2 + 1), end)
         else:
-            logits = decode(tokens[:, end - 1 : end], cache)[:, -1]
+            logits = logits_after(decode, end - 1, end)
