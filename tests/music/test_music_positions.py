@@ -109,6 +109,16 @@ def test_a_model_that_reads_the_room_samples_as_it_scores(make):
         model(prompt[None])  # without its second input the model refuses instead of guessing
 
 
+def test_sampling_with_the_room_goes_on_past_the_context():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=len(VOCAB), block_size=16, n_layer=1, n_head=1, n_embd=16,
+                          feature_vocab_size=ROOM_IDS)).eval()
+    s = SamplingSettings(max_new_tokens=50, temperature=1.0, num_samples=2)
+    steps = list(sample_tokens(model, torch.tensor([0, 2, 4]), s, torch.Generator().manual_seed(0),
+                               features=BarRoom(VOCAB)))
+    assert len(steps) == 50  # three windows of 16: each refill carries the room ids of the tokens it keeps
+
+
 def test_the_room_changes_what_the_model_predicts():
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=len(VOCAB), block_size=16, n_layer=1, n_head=1, n_embd=16,

@@ -57,8 +57,11 @@ class MusicModality(Modality):
         return music_summary(metrics)
 
     def card_data(self, config: dict) -> list[str]:
+        room = (["- beside each token the model reads how much of the bar is left (music/positions.py); "
+                 f"{config.get('data', {}).get('bar_lines_added', 0)} bar lines the transcriptions left out were put "
+                 "back before training"] if config['model'].get("feature_vocab_size") else [])
         return [f"- tokenizer: {config.get('tokenizer', {}).get('kind')} with {config['model'].get('vocab_size')} "
-                "tokens",
+                "tokens", *room,
                 f"- split: the last {config['train']['val_fraction']:.0%} of the tunes (in a fixed shuffled order) "
                 "is held out for validation"]
 
