@@ -96,9 +96,13 @@ def test_tune_loss_scores_every_token_once_from_the_tune_start():
 
     class Corpus:
         lengths = [5, 40, 3]  # a tune longer than two windows of 16
+        features = None  # no second input beside the tokens
 
         def tune(self, i):
             return np.arange(self.lengths[i]) % 7
+
+        def tune_features(self, i):
+            return None
 
     class Successor(torch.nn.Module):  # knows that token t is followed by t + 1: no loss if windows line up
         def forward(self, idx):

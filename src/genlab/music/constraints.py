@@ -131,6 +131,7 @@ class AbcMeterConstraint(StateConstraint):
         self.classes = [(ids[0], torch.tensor(ids)) for ids in classes.values()]
         self._fits_cache: dict[int, bool] = {}
         self._alive_cache: dict[tuple, bool] = {}
+        self._element_cache: dict[tuple, bool] = {}
 
     @staticmethod
     def _kind(token: str) -> tuple[str, object]:
@@ -194,6 +195,13 @@ class AbcMeterConstraint(StateConstraint):
     def _alive(self, bar_len: int | None, pos: int, left: int, factor: int, broken: int) -> bool:
         """Whether the bar can still be filled exactly, `left` tuplet notes of `factor` (or a broken half) to come.
         Leniently a written bar may also hold two bars (music21 splits it once)."""
+        key = (bar_len, pos, left, factor, broken)
+        known = self._alive_cache.get(key)  # every rule asks this, for every state met: one look-up once known
+        if known is None:
+            known = self._alive_cache[key] = self._can_fill(bar_len, pos, left, factor, broken)
+        return known
+
+    def _can_fill(self, bar_len: int | None, pos: int, left: int, factor: int, broken: int) -> bool:
         if bar_len is None:
             return True
         cap = 2 * bar_len if self.lenient else bar_len
@@ -201,14 +209,9 @@ class AbcMeterConstraint(StateConstraint):
             return False
         if left == 0 and broken == F:
             return self._fits(bar_len - pos) or (self.lenient and self._fits(cap - pos))
-        key = (bar_len, pos, left, factor, broken)
-        known = self._alive_cache.get(key)
-        if known is None:
-            f = factor * broken // F if left else broken
-            known = self._alive_cache[key] = any(
-                self._alive(bar_len, pos + d * f // F, max(left - 1, 0), factor, F)
-                for d in self.durations if pos + d * f // F <= cap)
-        return known
+        f = factor * broken // F if left else broken
+        return any(self._alive(bar_len, pos + d * f // F, max(left - 1, 0), factor, F)
+                   for d in self.durations if pos + d * f // F <= cap)
 
     # ---- the rules
     def step(self, s: Abc, token: int) -> Abc | None:
@@ -291,7 +294,12 @@ class AbcMeterConstraint(StateConstraint):
         pos = s.pos
         factor = s.broken * (s.tuplet_factor if s.tuplet_left else F) // F
         left = max(s.tuplet_left - 1, 0)
-        if not any(self._alive(s.bar_len, pos + d * factor // F, left, s.tuplet_factor, F) for d in self.durations):
+        key = (s.bar_len, pos, factor, left, s.tuplet_factor)
+        fits = self._element_cache.get(key)
+        if fits is None:  # some duration of it fits: asked for every note, rest and chord of every new state
+            fits = self._element_cache[key] = any(
+                self._alive(s.bar_len, pos + d * factor // F, left, s.tuplet_factor, F) for d in self.durations)
+        if not fits:
             return None
         return s._replace(pos=pos + self.unit * factor // F, factor=factor, dur=self.unit, open=True, broken=F,
                           tuplet_left=left, last="other", notes=True)

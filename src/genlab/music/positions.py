@@ -22,6 +22,8 @@ samples alike, so the ids describe whatever the tokens say.
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
@@ -33,6 +35,25 @@ ROOM_NONE, ROOM_OVER = 0, 1
 ROOM_GRID = 12  # ids per eighth note
 MAX_ROOM = 16 * ROOM_GRID  # two bars of 4/4; longer rooms (rare meters like 12/4) share the last id
 ROOM_IDS = 2 + MAX_ROOM + 1  # the feature_vocab_size of a model that reads them
+
+
+@dataclass(slots=True)
+class Count:
+    """Where one tune is in its bar; lengths in BarRoom.unit ticks per eighth note, factors in 1/F."""
+
+    bar: int | None = None  # the meter's bar; None: no meter yet, free meter, or the tune has ended
+    compound: bool = False  # 6/8, 9/8, 12/8...: (5 (7 (9 are in the time of 3
+    pos: int = 0  # the length of the bar so far, the last note included
+    factor: int = 0  # tuplet x broken factor of the last note while a duration may still follow it (0: none may)
+    dur: int = 0  # the last note's duration
+    broken: int = F  # the factor of the next note, after `>` or `<`
+    tuplet_left: int = 0  # notes still to come in a tuplet
+    tuplet_factor: int = F
+    in_chord: bool = False  # between `[` and `]`: the chord counts once, at its `[`
+
+    def new_bar(self) -> None:
+        """A bar line: nothing of the bar so far, no note pending, no broken rhythm or tuplet carried over."""
+        self.pos, self.factor, self.broken, self.tuplet_left = 0, 0, F, 0
 
 
 class BarRoom:
@@ -47,80 +68,72 @@ class BarRoom:
             denominators = denominators * v.denominator // np.gcd(denominators, v.denominator)
         self.unit = F * int(denominators)  # ticks per eighth note: every length is a whole number of them
         self.kinds = [(k, int(v * self.unit) if k == "dur" else v) for k, v in kinds]
-        self.states: list[list] = []
+        self.counts: list[Count] = []
 
-    # ---- one tune, token by token: the state is [bar, pos, factor, dur, broken, tuplet_left, tuplet_factor, chord]
-    def fresh(self) -> list:
-        return [None, 0, 0, 0, F, 0, F, False]
-
-    def step(self, s: list, token: int) -> int:
-        """Read one token into the state `s` (changed in place); returns the room id after it."""
+    def step(self, c: Count, token: int) -> int:
+        """Read one token into `c` (changed in place); returns the room id after it."""
         kind, value = self.kinds[token]
         if kind == "<s>":
-            s[:] = self.fresh()
+            c.__init__()
             return ROOM_NONE
         if kind in ("meter", "inline_meter"):
-            bar = value[0]
-            s[0] = None if bar is None else int(bar * self.unit)
-            s[1] = 0 if kind == "meter" else s[1]
-            s[2] = 0
-        elif kind in ("note", "rest") and s[7]:
-            pass  # a note inside a chord: the chord counts once, at its `[`
+            bar, c.compound = value
+            c.bar = None if bar is None else int(bar * self.unit)
+            c.pos = 0 if kind == "meter" else c.pos
+            c.factor = 0
+        elif kind in ("note", "rest") and c.in_chord:
+            pass  # a note inside a chord: the chord counted at its `[`
         elif kind in ("note", "rest", "["):
-            factor = s[4] * (s[6] if s[5] else F) // F
-            s[1] += self.unit * factor // F
-            s[2], s[3], s[4] = factor, self.unit, F
-            s[5] = max(s[5] - 1, 0)
-            s[7] = kind == "["
+            factor = c.broken * (c.tuplet_factor if c.tuplet_left else F) // F
+            c.pos += self.unit * factor // F
+            c.factor, c.dur, c.broken = factor, self.unit, F
+            c.tuplet_left = max(c.tuplet_left - 1, 0)
+            c.in_chord = kind == "["
         elif kind == "]":
-            s[7] = False
+            c.in_chord = False
         elif kind == "dur":
-            if s[2]:
-                s[1] += (value - s[3]) * s[2] // F
-                s[3] = value
-                s[2] = 0  # one duration per note
+            if c.factor:
+                c.pos += (value - c.dur) * c.factor // F
+                c.dur, c.factor = value, 0  # one duration per note
         elif kind == "broken":
-            if s[2] or s[3]:
-                first, second = value
-                s[1] += s[3] * (first - F) // F
-                s[4] = second
-            s[2] = 0
+            first, second = value
+            c.pos += c.dur * (first - F) // F  # the note before grows (or shrinks), the next takes the rest
+            c.broken, c.factor = second, 0
         elif kind == "tuplet":
-            s[5], s[6] = _tuplet(value, False)
-            s[2] = 0
+            c.tuplet_left, c.tuplet_factor = _tuplet(value, c.compound)
+            c.factor = 0
         elif kind in ("bar", "ending"):
-            _new_bar(s)
+            c.new_bar()
         elif kind == "</s>":
-            s[0] = None
+            c.bar = None
         else:
-            s[2] = 0  # a tie, an inline key: the note before is complete
-        return self.room(s)
+            c.factor = 0  # a tie, an inline key: the note before is complete
+        return self.room(c)
 
-    def room(self, s: list) -> int:
-        if s[0] is None:
+    def room(self, c: Count) -> int:
+        if c.bar is None:
             return ROOM_NONE
-        left = s[0] - s[1]
+        left = c.bar - c.pos
         if left < 0:
             return ROOM_OVER
         return 2 + min(MAX_ROOM, round(left * ROOM_GRID / self.unit))
 
     def ids(self, tokens: np.ndarray) -> np.ndarray:
         """The room id after each token of a token stream (tunes one after another, each from its <s>)."""
-        s = self.fresh()
-        step = self.step
-        return np.fromiter((step(s, t) for t in np.asarray(tokens).tolist()), dtype=np.uint8, count=len(tokens))
+        c, step = Count(), self.step
+        return np.fromiter((step(c, t) for t in np.asarray(tokens).tolist()), dtype=np.uint8, count=len(tokens))
 
     # ---- the token loop's features protocol
     def start(self, prompt_ids: list[int], num_samples: int) -> torch.Tensor:
         """(num_samples, len(prompt)) room ids of the prompt; every sample continues from its end."""
-        s = self.fresh()
-        row = [self.step(s, int(t)) for t in prompt_ids]
-        self.states = [list(s) for _ in range(num_samples)]
+        c = Count()
+        row = [self.step(c, int(t)) for t in prompt_ids]
+        self.counts = [copy.copy(c) for _ in range(num_samples)]
         return torch.tensor([row] * num_samples, dtype=torch.long)
 
     def advance(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B,) drawn tokens -> (B,) room ids after them."""
-        return torch.tensor([self.step(s, t) for s, t in zip(self.states, tokens.tolist(), strict=True)],
+        return torch.tensor([self.step(c, t) for c, t in zip(self.counts, tokens.tolist(), strict=True)],
                             dtype=torch.long)
 
 
@@ -136,22 +149,17 @@ def complete_bar_lines(tokens: list[str]) -> tuple[list[str], int]:
     vocab = sorted(set(tokens))
     index = {t: i for i, t in enumerate(vocab)}
     counter = BarRoom(vocab)
-    s, out, added = counter.fresh(), [], 0
+    c, out, added = Count(), [], 0
     for t in tokens:
         kind, _ = counter.kinds[index[t]]
-        starts = kind in ("note", "rest", "[", "tuplet") and not s[7]
-        if starts and s[0] is not None and s[1] == s[0] and s[4] == F and s[5] == 0:
+        starts = kind in ("note", "rest", "[", "tuplet") and not c.in_chord
+        if starts and c.bar is not None and c.pos == c.bar and c.broken == F and c.tuplet_left == 0:
             out.append("|")
-            _new_bar(s)
+            c.new_bar()
             added += 1
         if kind == "</s>" and counter.kinds[index[out[-1]]][0] not in ("bar", "<s>", "meter", "key"):
             out.append("|]")
             added += 1
-        counter.step(s, index[t])
+        counter.step(c, index[t])
         out.append(t)
     return out, added
-
-
-def _new_bar(s: list) -> None:
-    """A bar line: nothing of the bar so far, no note pending, no broken rhythm or tuplet carried over."""
-    s[1], s[2], s[4], s[5] = 0, 0, F, 0

@@ -12,8 +12,9 @@ top-k picks among allowed tokens only), and tells it which tokens were drawn:
 The interface is `Constraint`. Most constraints are easiest written as a `StateConstraint`: give the
 initial state and one pure function `step(state, token_id) -> next state, or None if the token is not
 allowed there`. States must be hashable (tuples, frozensets): each distinct state's mask is computed
-once, by trying every token, and kept in a table, as are the transitions, so that a step costs B dict
-look-ups and one row gather however complex the rules are. Keep the state small (round what does not
+once, by trying every token, and kept in a table, as are the transitions (numbered states, so a step
+costs two tensor gathers however complex the rules are; Python runs `step` only where a state or a
+transition is met for the first time). Keep the state small (round what does not
 matter) so that the number of distinct states stays in the thousands. A state where nothing is allowed
 allows the end token (`end_id`), so a sample stops rather than the sampler failing; if even that is
 impossible the token loop leaves such a row unmasked (sampling/logits.py: mask_logits).
@@ -63,18 +64,24 @@ class Constraint:
 class StateConstraint(Constraint):
     """A constraint given by `initial()` and `step(state, token) -> state | None`, with masks cached per state.
 
-    A sample that drew the fallback end token stays where it was (the end token stays its fallback); after any
-    other token `step` refuses (a caller that ignored the mask) the sample is left unconstrained.
+    Each state met gets a row number; its mask and its transitions are kept in two tables indexed by row (and
+    token), so a step of the token loop is two tensor gathers, and Python runs `step` only on the first visit
+    of a state or a transition. A sample that drew the fallback end token stays where it was (the end token
+    stays its fallback); after any other token `step` refuses (a caller that ignored the mask) the sample is
+    left unconstrained.
     """
 
     FREE = ("<unconstrained>",)  # the state of a sample past a refused token: everything allowed
+    UNKNOWN = -1  # a transition not taken yet
 
     def __init__(self, vocab_size: int, end_id: int | None):
         self.vocab_size, self.end_id = vocab_size, end_id
-        self._rows: dict[Hashable, int] = {}  # state -> row of self._table
-        self._table = torch.zeros(64, vocab_size, dtype=torch.bool)  # one mask per state met; grows by doubling
-        self._next: dict[tuple[Hashable, int], Hashable] = {}  # (state, token) -> next state
-        self.states: list[Hashable] = []
+        self._rows: dict[Hashable, int] = {}  # state -> its row of the tables
+        self._states: list[Hashable] = []  # row -> state
+        # one mask and one row of transitions per state met; both grow by doubling
+        self._table = torch.zeros(64, vocab_size, dtype=torch.bool)
+        self._next = torch.full((64, vocab_size), self.UNKNOWN, dtype=torch.long)  # (row, token) -> next row
+        self.rows = torch.zeros(0, dtype=torch.long)  # (B,) each sample's state, as its row
 
     # ---- what a subclass writes
     def initial(self) -> Hashable:
@@ -96,25 +103,31 @@ class StateConstraint(Constraint):
     def _row(self, state: Hashable) -> int:
         row = self._rows.get(state)
         if row is None:
-            row = self._rows[state] = len(self._rows)
+            row = self._rows[state] = len(self._states)
+            self._states.append(state)
             if row == len(self._table):
                 self._table = torch.cat([self._table, torch.zeros_like(self._table)])
+                self._next = torch.cat([self._next, torch.full_like(self._next, self.UNKNOWN)])
             self._table[row] = self.mask(state)
         return row
 
     @property
     def n_states(self) -> int:
         """How many distinct states have been met (and their masks computed)."""
-        return len(self._rows)
+        return len(self._states)
+
+    @property
+    def states(self) -> list[Hashable]:
+        """Each sample's state."""
+        return [self._states[r] for r in self.rows.tolist()]
 
     def move(self, state: Hashable, token: int) -> Hashable:
-        key = (state, token)
-        nxt = self._next.get(key)
-        if nxt is None:
-            nxt = self.FREE if state == self.FREE else self.step(state, token)
-            if nxt is None:  # the fallback end token keeps its state (it stays the fallback); anything else frees
-                nxt = state if token == self.end_id else self.FREE
-            self._next[key] = nxt
+        """The state after `token`; a refused token frees the sample, except the fallback end token."""
+        if state == self.FREE:
+            return state
+        nxt = self.step(state, token)
+        if nxt is None:  # the fallback end token keeps its state (it stays the fallback); anything else frees
+            nxt = state if token == self.end_id else self.FREE
         return nxt
 
     def start(self, prompt_ids: list[int], num_samples: int) -> None:
@@ -125,14 +138,20 @@ class StateConstraint(Constraint):
                 raise GenlabError(f"the prompt breaks {type(self).__name__} at its token {i + 1}; fix the prompt "
                                   "or sample without the constraint (--no-constraint)")
             state = nxt
-        self.states = [state] * num_samples
+        self.rows = torch.full((num_samples,), self._row(state), dtype=torch.long)
 
     def allowed(self) -> torch.Tensor:
-        rows = [self._row(s) for s in self.states]
-        return self._table[rows]
+        return self._table[self.rows]
 
     def advance(self, tokens: torch.Tensor) -> None:
-        self.states = [self.move(s, t) for s, t in zip(self.states, tokens.tolist(), strict=True)]
+        tokens = tokens.cpu()
+        nxt = self._next[self.rows, tokens]
+        for i in (nxt == self.UNKNOWN).nonzero().flatten().tolist():  # first visits only
+            row, token = int(self.rows[i]), int(tokens[i])
+            if self._next[row, token] == self.UNKNOWN:  # an earlier sample of this step may have taken it
+                self._next[row, token] = self._row(self.move(self._states[row], token))
+            nxt[i] = self._next[row, token]
+        self.rows = nxt
 
 
 class AllowAll(StateConstraint):
