@@ -128,7 +128,10 @@ class AbcMeterConstraint(StateConstraint):
         for i, (kind, _) in enumerate(self.kinds):
             together = kind in ("note", "rest", "meter", "key", "inline_key", "inline_meter", "unknown")
             classes.setdefault(kind if together else i, []).append(i)
-        self.classes = [(ids[0], torch.tensor(ids)) for ids in classes.values()]
+        self.classes = [ids[0] for ids in classes.values()]  # one token that speaks for each class
+        self.class_of = torch.empty(len(self.vocab_text), dtype=torch.long)  # token -> its class
+        for k, ids in enumerate(classes.values()):
+            self.class_of[ids] = k
         self._fits_cache: dict[int, bool] = {}
         self._alive_cache: dict[tuple, bool] = {}
         self._element_cache: dict[tuple, bool] = {}
@@ -172,10 +175,8 @@ class AbcMeterConstraint(StateConstraint):
     def mask(self, state: Abc) -> torch.Tensor:
         if state == self.FREE:
             return super().mask(state)
-        row = torch.zeros(self.vocab_size, dtype=torch.bool)
-        for token, ids in self.classes:
-            if self.step(state, token) is not None:
-                row[ids] = True
+        allowed = torch.tensor([self.step(state, token) is not None for token in self.classes])
+        row = allowed[self.class_of]  # one gather: every token as its class
         if not row.any():
             row[self.end_id] = True
         return row
