@@ -85,6 +85,13 @@ class Family:
         return {"loss": loss, "grad_norm": grad_norm}
 
 
+def feature_ids(features: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor:
+    """The feature ids a token model built with feature_vocab_size needs, checked against the token ids' shape."""
+    if features is None or features.shape != idx.shape:
+        raise ValueError(f"this model reads a feature id beside each token: pass features of shape {tuple(idx.shape)}")
+    return features
+
+
 class LanguageModelFamily(Family):
     """A family whose model maps token ids (B, T), and the data's feature ids beside them where it gives
     them, to next-token logits (B, T, vocab)."""

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genlab.errors import GenlabError
-from genlab.families.base import LanguageModelFamily
+from genlab.families.base import LanguageModelFamily, feature_ids
 
 
 @dataclass
@@ -180,7 +180,7 @@ class GPT(nn.Module):
         pos = torch.arange(start, start + T, device=idx.device)
         x = self.transformer.wte(idx) + self.transformer.wpe(pos)  # (B, T, C)
         if self.config.feature_vocab_size:
-            x = x + self.transformer.wfe(_features(features, idx))
+            x = x + self.transformer.wfe(feature_ids(features, idx))
         x = self.transformer.drop(x)
         for i, block in enumerate(self.transformer.h):
             x = block(x, cache, i)
@@ -198,7 +198,7 @@ class GPT(nn.Module):
         B, C, nh = idx.size(0), self.config.n_embd, self.config.n_head
         x = tr.wte.weight[idx[:, 0]] + tr.wpe.weight[pos]  # (B, C)
         if self.config.feature_vocab_size:
-            x = x + tr.wfe.weight[_features(features, idx)[:, 0]]
+            x = x + tr.wfe.weight[feature_ids(features, idx)[:, 0]]
         for i, block in enumerate(tr.h):
             h = F.layer_norm(x, (C,), block.ln_1.weight, block.ln_1.bias)
             qkv = block.attn.c_attn(h).view(B, 3, nh, 1, C // nh)
@@ -210,13 +210,6 @@ class GPT(nn.Module):
             x = x + block.mlp.c_proj(F.gelu(block.mlp.c_fc(h), approximate=block.mlp.approximate))
         cache.pos += 1
         return self.lm_head(F.layer_norm(x, (C,), tr.ln_f.weight, tr.ln_f.bias)).unsqueeze(1)
-
-
-def _features(features: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor:
-    """The feature ids a model built with feature_vocab_size needs, checked against the token ids' shape."""
-    if features is None or features.shape != idx.shape:
-        raise ValueError(f"this model reads a feature id beside each token: pass features of shape {tuple(idx.shape)}")
-    return features
 
 
 class GPTFamily(LanguageModelFamily):

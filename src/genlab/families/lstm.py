@@ -15,7 +15,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from genlab.families.base import LanguageModelFamily
+from genlab.families.base import LanguageModelFamily, feature_ids
 
 
 @dataclass
@@ -71,10 +71,7 @@ class LSTM(nn.Module):
         (B, T): the data's second input, for a model built with feature_vocab_size."""
         x = self.wte(idx)  # (B, T, C)
         if self.config.feature_vocab_size:
-            if features is None or features.shape != idx.shape:
-                raise ValueError("this model reads a feature id beside each token: pass features of shape "
-                                 f"{tuple(idx.shape)}")
-            x = x + self.wfe(features)
+            x = x + self.wfe(feature_ids(features, idx))
         x = self.drop(x)
         out, hc = self.rnn(x, cache.hc if cache is not None else None)
         if cache is not None:
