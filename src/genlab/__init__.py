@@ -7,7 +7,8 @@
 
 __version__ = "0.1.0"
 
-_API = ("evaluate", "export", "import_run", "info", "list_runs", "load", "presets", "sample", "train")
+_API = ("align", "evaluate", "export", "feedback_export", "feedback_import", "finetune", "import_run", "info",
+        "list_runs", "load", "merge", "presets", "rate", "sample", "train")
 
 
 def __getattr__(name: str):

@@ -82,14 +82,121 @@ def train(data: str | None = None, *, config: str | None = None, resume: RunPath
                         on_checkpoint=write_model_card)
 
 
+def finetune(run: RunPath, data: str | None = None, *, out: RunPath | None = None, resume: RunPath | None = None,
+             lora_rank: int | None = None, lora_alpha: float | None = None, lora_targets: str | None = None,
+             lora_dropout: float | None = None, quiet: bool = False, **settings: Any) -> Path:
+    """Train on from a trained run on a narrow dataset `data`, all weights or (with lora_rank) a LoRA adapter
+    (peft), into a new run `out` that records its parent; or continue a fine-tune with `resume=RUN2`.
+
+    The data is read the parent's way (its tokenizer, image size and classes). Settings start from the
+    parent's training settings with a short schedule (align.finetune.FINETUNE_DEFAULTS) and a tenth of its
+    learning rate for all weights (the parent's rate for LoRA); flags override them."""
+    from genlab.align.finetune import default_out, finetune_settings
+    from genlab.families import get_family
+    from genlab.safety.card import write_model_card
+    from genlab.training.config import make_train_config
+    from genlab.training.trainer import train as run_training
+
+    settings = {k: v for k, v in settings.items() if v is not None}
+    if resume is not None:
+        return train(resume=resume, quiet=quiet, **settings)
+    if data is None:
+        raise GenlabError("no data to fine-tune on; give a dataset name or a path after the run")
+    parent_dir = Path(run)
+    _run_config(parent_dir)
+    out_dir = Path(out) if out is not None else default_out(parent_dir, data)
+    if out_dir.resolve() == parent_dir.resolve():
+        raise GenlabError(f"--out {out_dir} is the parent run itself; a fine-tune writes a new run: choose another")
+    values = finetune_settings(parent_dir, data, out_dir, lora_rank=lora_rank, lora_alpha=lora_alpha,
+                               lora_targets=lora_targets, lora_dropout=lora_dropout, **settings)
+    family = get_family(values["family"])
+    model_keys = {f.name for f in dataclasses.fields(family.config_class)} - family.data_keys
+    return run_training(make_train_config(values, model_keys), quiet=quiet, on_checkpoint=write_model_card)
+
+
+def merge(run: RunPath, *, out: RunPath) -> Path:
+    """Write a LoRA fine-tune as a standalone run: its adapter merged into the parent's weights (outputs equal
+    adapter-on-parent), so it loads without the parent."""
+    from genlab.align.finetune import merge as merge_run
+
+    _run_config(Path(run))
+    return merge_run(Path(run), Path(out))
+
+
+def align(run: RunPath, preferences: RunPath | None = None, *, method: str = "dpo", beta: float = 0.1,
+          out: RunPath | None = None, resume: RunPath | None = None, lora_rank: int | None = None,
+          lora_alpha: float | None = None, lora_targets: str | None = None, lora_dropout: float | None = None,
+          quiet: bool = False, **settings: Any) -> Path:
+    """Align a run with people's preferences: Direct Preference Optimization against a frozen copy of it, on
+    the pairs a feedback store holds for it (genlab rate) or a TRL JSONL file, all weights or (lora_rank) a
+    LoRA adapter, into a new run that records its parent, the method, beta and the pairs' hash (the pairs
+    themselves are kept in it, as preferences.jsonl); or continue one with `resume=RUN2`."""
+    from genlab.align.finetune import default_out, finetune_settings
+    from genlab.families import get_family
+    from genlab.safety.card import write_model_card
+    from genlab.training.config import make_train_config
+    from genlab.training.trainer import train as run_training
+
+    settings = {k: v for k, v in settings.items() if v is not None}
+    if resume is not None:
+        return train(resume=resume, quiet=quiet, **settings)
+    if method != "dpo":
+        raise GenlabError(f"--method must be dpo, got {method!r}")
+    if not beta > 0:
+        raise GenlabError(f"--beta must be positive, got {beta}")
+    if preferences is None:
+        raise GenlabError("no preferences given; pass --preferences STORE (genlab rate fills one) or a TRL .jsonl")
+    parent_dir = Path(run)
+    _run_config(parent_dir)
+    out_dir = Path(out) if out is not None else default_out(parent_dir, method)
+    values = finetune_settings(parent_dir, str(preferences), out_dir, lora_rank=lora_rank, lora_alpha=lora_alpha,
+                               lora_targets=lora_targets, lora_dropout=lora_dropout, **settings)
+    values["objective"] = {"method": method, "beta": beta}
+    family = get_family(values["family"])
+    model_keys = {f.name for f in dataclasses.fields(family.config_class)} - family.data_keys
+    return run_training(make_train_config(values, model_keys), quiet=quiet, on_checkpoint=write_model_card)
+
+
+def rate(run: RunPath, prompts: list[str] | None = None, *, store: RunPath = "feedback.sqlite", judge=None,
+         rater: str | None = None, seed: int = 0, **controls: Any) -> dict:
+    """Show two samples of `run` per prompt (different seeds, random sides) to `judge(prompt, left, right)`
+    (default: ask in the terminal) and keep each choice in the feedback store. Returns the counts."""
+    from genlab.align.rate import rate as rate_samples
+    from genlab.align.rate import terminal_judge
+    from genlab.align.store import FeedbackStore
+
+    m = load(run)
+    with FeedbackStore(store) as kept:
+        return rate_samples(m, prompts or [""], kept, judge or terminal_judge(), rater=rater, seed=seed,
+                            **{k: v for k, v in controls.items() if v is not None})
+
+
+def feedback_export(store: RunPath, out: RunPath, *, format: str = "trl", model: str | None = None) -> int:
+    """Write the store's preference pairs (ties and both-bad left out) as JSONL: TRL's prompt/chosen/rejected or
+    OpenAI's preference fine-tuning format. Returns the rows written."""
+    from genlab.align.store import FeedbackStore, export_preferences
+
+    with FeedbackStore(store, create=False, readonly=True) as kept:
+        return export_preferences(kept, out, format=format, **({"model": model} if model else {}))
+
+
+def feedback_import(store: RunPath, file: RunPath, *, model: str = "imported") -> int:
+    """Add the pairs of a TRL preference JSONL file to the store, all in one transaction. Returns the count."""
+    from genlab.align.store import FeedbackStore, import_preferences
+
+    with FeedbackStore(store) as kept:
+        return import_preferences(kept, file, model=model)
+
+
 def load(run: RunPath, *, checkpoint: str = "last", device: str = "auto", precision: str = "fp32"):
     """Load a run directory for sampling: its modality's sampler, with generate(), write() and, for text,
     stream(). `checkpoint`: last or best; `precision`: fp32, bf16 or int8 (token models on CPU)."""
     from genlab import preflight
+    from genlab.align.finetune import run_model, weights_file
     from genlab.families import get_family
     from genlab.modalities import LoadedRun, modality_of_run
     from genlab.runtime import pick_device
-    from genlab.training.checkpoint import load_model_tensors, read_trainer_state
+    from genlab.training.checkpoint import read_trainer_state
 
     run_dir = Path(run)
     config = _run_config(run_dir)
@@ -97,12 +204,12 @@ def load(run: RunPath, *, checkpoint: str = "last", device: str = "auto", precis
     family = get_family(config.get("family", "?"))
     model_config = family.saved_config(config["model"])
     if checkpoint == "last":
-        weights = run_dir / "model.safetensors"
+        folder = run_dir
     elif checkpoint == "best":
-        best = read_trainer_state(run_dir).get("best_checkpoint")
-        weights = run_dir / "checkpoints" / str(best) / "model.safetensors"
+        folder = run_dir / "checkpoints" / str(read_trainer_state(run_dir).get("best_checkpoint"))
     else:
         raise GenlabError(f"--checkpoint must be last or best, got {checkpoint!r}")
+    weights = weights_file(folder, config)  # a LoRA run's adapter goes onto its parent (genlab finetune)
     if not weights.exists():
         raise GenlabError(f"{weights} is missing: the run never reached a checkpoint; train it further")
     if precision not in ("fp32", "bf16", "int8"):
@@ -113,9 +220,9 @@ def load(run: RunPath, *, checkpoint: str = "last", device: str = "auto", precis
     preflight.check_vocabulary(preprocessing, model_config, run_dir)
     shapes_only = preflight.meta_model(family, model_config)
     preflight.check_memory(shapes_only, dev, preflight.LOAD_COPIES, "loading")
-    preflight.check_weights(shapes_only, weights)
-    model = family.build(model_config)
-    load_model_tensors(model, weights)
+    if weights.name == "model.safetensors":
+        preflight.check_weights(shapes_only, weights)
+    model = run_model(run_dir, config, folder)
     model.to(dev).eval()
     return modality.sampler(LoadedRun(model, config, run_dir, dev, precision, weights, preprocessing))
 

@@ -80,6 +80,15 @@ class Sampler:
     def streams(self, controls: dict) -> bool:
         return False
 
+    def preference_tokens(self, prompt: str, completion: str) -> tuple[list[int], int, list[int] | None]:
+        """A rated output as the model reads it, for DPO: the token ids of prompt and completion, how many of
+        them are the prompt's, and the feature ids beside them (None for a model without)."""
+        raise GenlabError(f"{self.modality} models are not aligned with DPO yet; align a text model")
+
+    def content(self, output) -> str:
+        """An output as the feedback store keeps it inline (text; ABC for tunes)."""
+        raise GenlabError(f"{self.modality} outputs are not rated in the terminal yet; rate a text model")
+
     def stream(self, **controls):
         raise GenlabError(f"{self.modality} models do not stream; use generate()")
 
@@ -116,8 +125,10 @@ class Modality:
         """Whether a dataset name or path holds this modality's data."""
         raise NotImplementedError
 
-    def open_data(self, source: str, cfg, block_size: int | None):
-        """The training data: batches, split, what the model takes from it, and preprocessing to save."""
+    def open_data(self, source: str, cfg, block_size: int | None, preprocessing=None):
+        """The training data: batches, split, what the model takes from it, and preprocessing to save. With
+        `preprocessing` (a parent run's, from load_preprocessing) the data is read the parent's way (its
+        tokenizer, its image size and classes), for fine-tuning; what the parent cannot read is one line."""
         raise NotImplementedError
 
     def load_preprocessing(self, run_dir: Path, config: dict):

@@ -16,6 +16,8 @@ MODEL_FLAGS = [  # routed to the family's config by genlab.api.train
 IMAGES = "vae, gan, diffusion"
 TRAINING_FLAGS = [
     ("batch-size", int, f"sequences per micro-batch (default 12; {IMAGES}: 128)"),
+    ("window", int, "token models: tokens per training window, at most --block-size (default: --block-size); "
+     "shorter windows fit a few short examples"),
     ("grad-accum", int, "micro-batches per optimizer step, for batches that do not fit in memory (default 1)"),
     ("lr", float, "peak learning rate (default 1e-3; vae, diffusion: 2e-3; gan: 2e-4)"),
     ("min-lr", float, "learning rate at the end of the cosine decay, 0 .. --lr (default 1e-4; vae: 2e-4; "
@@ -76,6 +78,8 @@ def add_parsers(sub) -> None:
                    help="image side in pixels (default 16 for digits, 28 for MNIST, 32 for folders)")
     p.add_argument("--color", choices=["auto", "grey", "rgb"], help="image channels (default auto)")
     p.add_argument("--augment", help="image augmentation: flip, shift, flip,shift or none (default none)")
+    p.add_argument("--exclude-labels", metavar="NAMES", help="images: leave out the images of these classes "
+                   "(comma-separated class names, e.g. 9); the model keeps their labels, to fine-tune on later")
     p.add_argument("--extensions", help="folder sources: the file extensions to read, comma-separated "
                    "(e.g. py,md,txt; default: text and source files for text, every music or image "
                    "suffix; build, cache and VCS folders are never read)")

@@ -32,6 +32,9 @@ class Family:
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
     # whether train_step can split a batch into micro-batches and add up their gradients (--grad-accum)
     accumulates: ClassVar[bool] = True
+    # the layers `genlab finetune --lora-rank` adapts unless --lora-targets names others: a regular expression
+    # matched against whole module names (nn.Linear, nn.Embedding, nn.Conv2d) or weight names (an LSTM's)
+    lora_targets: ClassVar[str | None] = None
 
     def make_config(self, values: dict[str, Any]):
         """Build the config from a dict, refusing unknown keys by name and values of the wrong type (checked
@@ -53,6 +56,12 @@ class Family:
 
     def loss(self, model: nn.Module, batch) -> torch.Tensor:
         raise NotImplementedError
+
+    def begin_finetune(self, model: nn.Module) -> None:
+        """Prepare a trained model to be fine-tuned; a family that samples from averaged weights starts from those."""
+
+    def adopt_weights(self, model: nn.Module) -> None:
+        """The weights were set outside training (a LoRA adapter merged in): make what derives from them agree."""
 
     def make_optimizers(self, model: nn.Module, lr: float, weight_decay: float, betas, fused: bool):
         """One AdamW over all parameters; decay only matrices (nanoGPT's grouping)."""

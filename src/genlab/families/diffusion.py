@@ -225,6 +225,7 @@ class DiffusionFamily(ImageFamily):
                                "base": {"width": 64, "time_dim": 256}}
     train_defaults: ClassVar[dict] = {"batch_size": 128, "lr": 2e-3, "min_lr": 1e-4, "warmup_steps": 100,
                                       "weight_decay": 0.0, "max_steps": 4000, "eval_interval": 500}
+    lora_targets = r"unet\..*"  # every convolution, linear layer and the label embedding of the U-Net
 
     def build(self, config: DiffusionConfig) -> Diffusion:
         self.check(config)
@@ -256,3 +257,13 @@ class DiffusionFamily(ImageFamily):
         m = core(model)
         m.ema.update(m.unet)
         return figures
+
+    def begin_finetune(self, model: Diffusion) -> None:
+        """Train on from the averaged weights, the ones the parent samples with, and average afresh."""
+        with torch.no_grad():
+            for p, avg in zip(model.unet.parameters(), model.ema.averages(), strict=True):
+                p.copy_(avg)
+        model.ema.restart(model.unet)
+
+    def adopt_weights(self, model: Diffusion) -> None:
+        model.ema.restart(model.unet)  # sampling's averaged weights are the merged ones

@@ -27,8 +27,22 @@ class EMA(nn.Module):
     def averages(self) -> list[torch.Tensor]:
         return [getattr(self, name.replace(".", "__")) for name in self.names]
 
+    def tracks(self, net: nn.Module) -> bool:
+        """Whether `net` still has the weights the average is made of: one with LoRA layers in it has others,
+        and is averaged only once they are merged (Family.adopt_weights)."""
+        return [name for name, _ in net.named_parameters()] == self.names
+
+    @torch.no_grad()
+    def restart(self, net: nn.Module) -> None:
+        """Start the average again from `net`'s weights, warm-up included (weights set outside training)."""
+        torch._foreach_copy_(self.averages(), [p.detach() for p in net.parameters()])
+        self.updates.zero_()
+        self._cache.clear()
+
     @torch.no_grad()
     def update(self, net: nn.Module) -> None:
+        if not self.tracks(net):
+            return
         self.updates += 1
         n = int(self.updates)
         decay = min(self.decay, (1 + n) / (10 + n))

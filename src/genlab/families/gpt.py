@@ -219,6 +219,8 @@ class GPTFamily(LanguageModelFamily):
     presets: ClassVar[dict] = {"tiny": {"n_layer": 2, "n_head": 2, "n_embd": 64, "block_size": 64},
                                "small": {"n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 256},
                                "base": {"n_layer": 6, "n_head": 6, "n_embd": 384, "block_size": 256}}
+    # attention and MLP matrices; the embedding is tied to the output head (see align/lora.py)
+    lora_targets = r"transformer\.h\.\d+\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)"
 
     def make_config(self, values: dict) -> GPTConfig:
         if values.get("activation", "gelu") not in ("gelu", "gelu_tanh"):

@@ -83,6 +83,7 @@ class LSTM(nn.Module):
 class LSTMFamily(LanguageModelFamily):
     name = "lstm"
     config_class = LSTMConfig
+    lora_targets = r"rnn\.weight_(ih|hh)_l\d+"  # the gates' input and recurrent matrices of every layer
     presets: ClassVar[dict] = {"tiny": {"n_layer": 1, "n_embd": 64, "block_size": 64},
                                "small": {"n_layer": 2, "n_embd": 256, "block_size": 128},
                                "base": {"n_layer": 3, "n_embd": 512, "block_size": 256}}

@@ -30,11 +30,16 @@ class ImageModality(Modality):
 
         return is_image_source(source)
 
-    def open_data(self, source: str, cfg, block_size: int | None):
+    def open_data(self, source: str, cfg, block_size: int | None, preprocessing=None):
         from genlab.images.data import open_images
 
         return open_images(source, image_size=cfg.image_size, color=cfg.color, augment=cfg.augment,
-                           val_fraction=cfg.val_fraction, extensions=cfg.extensions)
+                           val_fraction=cfg.val_fraction, extensions=cfg.extensions,
+                           exclude_labels=cfg.exclude_labels, parent=preprocessing)
+
+    def load_preprocessing(self, run_dir: Path, config: dict):
+        """The image size, colour and classes, and whether the model reads labels: what a fine-tune keeps."""
+        return {**config["images"], "conditional": bool(config["model"].get("conditional"))}
 
     def sampler(self, run: LoadedRun):
         from genlab.images.sample import ImageModel

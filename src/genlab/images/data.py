@@ -125,7 +125,7 @@ def _read_image(f: Path) -> tuple[str, object] | str:
         return "truncated or corrupt"
 
 
-def _folder(path: Path, size: int, color: str, extensions: str | None = None
+def _folder(path: Path, size: int, color: str, extensions: str | None = None, known: tuple[str, ...] = ()
             ) -> tuple[np.ndarray, np.ndarray, list[str], dict, dict]:
     if not path.exists():
         from genlab.modalities import unknown_dataset
@@ -142,7 +142,9 @@ def _folder(path: Path, size: int, color: str, extensions: str | None = None
         folder = {"extensions": list(chosen) if chosen else "default", "left_out_folders": left_out}
     # class labels only when every image sits in a sub-folder of the root
     parents = {f.parent.relative_to(path).parts[0] if f.parent != path else None for f in files}
-    class_names = sorted(parents) if None not in parents and len(parents) > 1 else []
+    # (a single sub-folder is a class too where the classes are known: a fine-tune on one class of its parent's)
+    labelled = None not in parents and (len(parents) > 1 or (known and parents <= set(known)))
+    class_names = sorted(parents) if labelled else []
     index = {name: i for i, name in enumerate(class_names)}
     pictures, labels, bad = [], [], []
     skipped: collections.Counter = collections.Counter()  # reason -> files
@@ -323,9 +325,14 @@ def parse_augment(augment: str | list | tuple | None) -> tuple[str, ...]:
 
 
 def open_images(source: str, *, image_size: int | None = None, color: str = "auto", augment=None,
-                val_fraction: float = 0.1, extensions: str | None = None) -> ImageData:
+                val_fraction: float = 0.1, extensions: str | None = None, exclude_labels: str | None = None,
+                parent: dict | None = None) -> ImageData:
     """Open an image dataset by name or folder, resized to image_size (default: 16 for digits, else native/32);
-    `extensions` chooses among a folder's image suffixes."""
+    `extensions` chooses among a folder's image suffixes; `exclude_labels` (class names, comma-separated)
+    leaves those classes' images out while the model keeps their labels. With a `parent` run's preprocessing
+    (fine-tuning) the images take its size and colour and its class labels, matched by name."""
+    if parent is not None:
+        image_size, color = parent["image_size"], parent["color"]
     if color not in ("auto", "grey", "rgb"):
         raise GenlabError(f"--color must be auto, grey or rgb, got {color!r}")
     if image_size is not None and not 4 <= image_size <= 512:
@@ -359,8 +366,9 @@ def open_images(source: str, *, image_size: int | None = None, color: str = "aut
 
         raise unknown_dataset(source)
     else:
+        known = tuple(parent["class_names"]) if parent else ()
         pixels, labels, names, skipped, read = _folder(Path(source).expanduser(), image_size or 32, color,
-                                                       extensions)
+                                                       extensions, known)
         if len(pixels) < 2:
             raise GenlabError(f"{source} holds {len(pixels)} readable image; give at least 2 (train and validation)")
         train, tl, val, vl = _split(pixels, labels, val_fraction)
@@ -369,7 +377,41 @@ def open_images(source: str, *, image_size: int | None = None, color: str = "aut
     elif color == "grey" and train.shape[1] == 3:
         weights = np.array([0.299, 0.587, 0.114])[None, :, None, None]  # ITU-R 601 luma, as Pillow's "L"
         train, val = [np.rint((a * weights).sum(1, keepdims=True)).astype(np.uint8) for a in (train, val)]
+    if parent is not None:
+        names, (tl, vl) = _parent_labels(source, names, parent, (tl, vl))
+    if exclude_labels:
+        (train, tl), (val, vl) = _leave_out(names, exclude_labels, (train, tl), (val, vl))
     return ImageData(source, train, tl, val, vl, names, aug, skipped, read)
+
+
+def _parent_labels(source: str, names: list[str], parent: dict, labels: tuple[np.ndarray, ...]):
+    """The data's labels as indices into the parent's class names."""
+    known = list(parent["class_names"])
+    if not names:
+        if parent["conditional"] and known:
+            raise GenlabError(f"the model reads class labels ({', '.join(known[:10])}) and {source} has none; put "
+                              "each image in a sub-folder named by its class")
+        return known, labels
+    new = [n for n in names if n not in known]
+    if new:
+        raise GenlabError(f"{source} has classes the model does not know ({', '.join(new[:5])}); its classes are "
+                          f"{', '.join(known[:20])}: name the sub-folders by them")
+    to_parent = np.array([known.index(n) for n in names], dtype=np.int64)
+    return known, tuple(to_parent[y] for y in labels)
+
+
+def _leave_out(names: list[str], exclude: str, *splits: tuple[np.ndarray, np.ndarray]):
+    """Each (pixels, labels) split without the images of the classes named in `exclude`."""
+    left_out = [n.strip() for n in exclude.split(",") if n.strip()]
+    unknown = [n for n in left_out if n not in names]
+    if unknown:
+        raise GenlabError(f"--exclude-labels {', '.join(unknown)}: no such class; the classes are "
+                          f"{', '.join(names[:20]) or 'none (the data has no labels)'}")
+    ids = [names.index(n) for n in left_out]
+    kept = [(x[~np.isin(y, ids)], y[~np.isin(y, ids)]) for x, y in splits]
+    if any(len(x) == 0 for x, _ in kept):
+        raise GenlabError(f"--exclude-labels {exclude} leaves no images; leave out fewer classes")
+    return kept
 
 
 def _split(pixels: np.ndarray, labels: np.ndarray, val_fraction: float):

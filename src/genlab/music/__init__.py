@@ -30,11 +30,11 @@ class MusicModality(Modality):
 
         return is_music_source(source)
 
-    def open_data(self, source: str, cfg, block_size: int | None):
+    def open_data(self, source: str, cfg, block_size: int | None, preprocessing=None):
         from genlab.music.data import open_music
 
         return open_music(source, block_size=block_size, tokenizer=cfg.tokenizer, val_fraction=cfg.val_fraction,
-                          extensions=cfg.extensions)
+                          extensions=cfg.extensions, given=preprocessing)
 
     def load_preprocessing(self, run_dir: Path, config: dict):
         from genlab.music.tokenizers import load_music_tokenizer

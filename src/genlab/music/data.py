@@ -342,17 +342,23 @@ def _fail(failures: collections.Counter, examples: list, f: Path, reason: str) -
 
 
 def prepare_music(source: str, tokenizer: str | None = None, val_fraction: float = 0.1,
-                  quiet: bool = False, extensions: str | None = None) -> MusicCorpus:
-    """Tokenize a music corpus once (cached on disk) and split its tunes into train and validation.
+                  quiet: bool = False, extensions: str | None = None, given=None) -> MusicCorpus:
+    """Tokenize a music corpus once (cached on disk) and split its tunes into train and validation; with a
+    `given` tokenizer (a parent run's, for fine-tuning) the tunes are read in its vocabulary.
 
-    The cache is keyed by the hash of the files read (their names and bytes), so other `extensions` that
-    read other files never reuse this one."""
+    The cache is keyed by the hash of the files read (their names and bytes) and of a given tokenizer, so
+    other `extensions` that read other files never reuse this one."""
+    from genlab.text.data import tokenizer_fingerprint
+
     # unknown names, empty folders and extensions without files raise here
     files, report = _source_files(source, extensions)
-    kind = _choose_kind(source, files, tokenizer)
+    kind = given.kind if given is not None else _choose_kind(source, files, tokenizer)
     content_hash = _content_hash(source, files)
-    folder = cache_root() / "music" / f"v{CACHE_VERSION}-{content_hash[:24]}-{kind}"
-    meta, tok, starts, tokens = cached(folder, lambda f: _build_cache(source, files, kind, f),
+    name = f"v{CACHE_VERSION}-{content_hash[:24]}-{kind}"
+    if given is not None:
+        name += f"-given-{tokenizer_fingerprint(given)[:16]}"
+    meta, tok, starts, tokens = cached(cache_root() / "music" / name,
+                                       lambda f: _build_cache(source, files, kind, f, given),
                                        lambda f: _read_cache(f, kind))
     n_tunes = len(starts) - 1
     failures, cuts = meta["failures"], meta["cuts"]
@@ -396,17 +402,22 @@ def _read_cache(folder: Path, kind: str) -> tuple[dict, object, np.ndarray, np.n
     return meta, tok, starts, tokens
 
 
-def _build_cache(source: str, files: list[Path], kind: str, folder: Path) -> None:
+def _build_cache(source: str, files: list[Path], kind: str, folder: Path, given=None) -> None:
     failures: collections.Counter = collections.Counter()
     examples: list = []
     cuts: collections.Counter = collections.Counter()
     added = 0
     if kind == "abc":
         tunes, added = _abc_tunes(files, failures, examples, cuts)
-        tok = AbcTokenizer.build(tunes) if tunes else None
+        tok = given or (AbcTokenizer.build(tunes) if tunes else None)
     else:
-        tok = EventTokenizer()
+        tok = given or EventTokenizer()
         tunes = _event_tunes(source, files, tok, failures, examples, cuts)
+    unknown = sorted({t for tune in tunes for t in tune} - set(tok.index)) if tunes else []
+    if unknown:  # only with a given (parent's) vocabulary: one built here holds every token
+        raise GenlabError(f"{source} uses {len(unknown)} ABC token(s) the model never saw in training "
+                          f"({', '.join(map(repr, unknown[:8]))}); leave out the tunes that use them, or train a "
+                          "new model on this music")
     if not tunes:
         top = "; ".join(f"{f}: {r}" for f, r in examples[:2])
         raise GenlabError(f"no tune of {source} could be read ({sum(failures.values())} failed, e.g. {top}); "
@@ -516,9 +527,10 @@ def _transpose_windows(x: torch.Tensor, y: torch.Tensor, tok: EventTokenizer, ge
 
 
 def open_music(source: str, *, block_size: int, tokenizer: str | None = None,
-               val_fraction: float = 0.1, extensions: str | None = None) -> MusicData:
-    """A music corpus prepared for training; what a folder gave is one line on stderr."""
-    corpus = prepare_music(source, tokenizer, val_fraction, extensions=extensions)
+               val_fraction: float = 0.1, extensions: str | None = None, given=None) -> MusicData:
+    """A music corpus prepared for training (in the `given` tokenizer's vocabulary, if any); what a folder
+    gave is one line on stderr."""
+    corpus = prepare_music(source, tokenizer, val_fraction, extensions=extensions, given=given)
     if corpus.read is not None:
         corpus.read.say(f", {corpus.n_tunes} tunes")
     return MusicData(corpus, block_size)

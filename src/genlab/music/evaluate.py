@@ -362,8 +362,10 @@ def evaluate_music(m, data: str | None = None, *, split: str | None = None, max_
         if value < 1:
             raise GenlabError(f"{flag} must be at least 1, got {value}")
     source = data or m.config["data"]["source"]
+    # a fine-tune's vocabulary is its parent's, not one built from the data: read the tunes in it
+    given = m.tokenizer if m.config["train"].get("parent") else None
     corpus = prepare_music(source, m.tokenizer.kind, m.config["train"]["val_fraction"], quiet=True,
-                           extensions=None if data else m.config["train"].get("extensions"))
+                           extensions=None if data else m.config["train"].get("extensions"), given=given)
     if m.tokenizer.kind == "abc" and corpus.tokenizer.vocab != m.tokenizer.vocab:
         raise GenlabError(f"{source} tokenizes into a vocabulary this model was not trained on; "
                           "evaluate it on its own training data")

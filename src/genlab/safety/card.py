@@ -48,6 +48,7 @@ def _write_card(run_dir: Path) -> None:
             f"- source: `{data.get('source')}` (sha256 of its content `{str(data.get('content_sha256', ''))[:16]}…`)",
             *modality.card_data(config),
             "",
+            *_lineage(config),
             "## Training",
             "",
             f"- steps: {state.get('step', 0)} of {train['max_steps']}, batch {train['batch_size']}, "
@@ -88,6 +89,27 @@ def _write_card(run_dir: Path) -> None:
         "",
     ]
     atomic_write_text(run_dir / "README.md", "\n".join(lines))
+
+
+def _lineage(config: dict) -> list[str]:
+    """The fine-tuning section: which run it started from, how, and what an adapter needs to load."""
+    parent = config.get("parent")
+    if not isinstance(parent, dict):
+        return []
+    lora = config.get("train", {}).get("lora") or (config.get("merged_from") or {}).get("lora")
+    how = {"full": "all weights trained on", "lora": "a LoRA adapter trained (the parent's weights frozen)",
+           "lora, merged": "a LoRA adapter trained, then merged into the parent's weights"}
+    lines = ["## Fine-tuned from", "",
+             f"- parent run: `{parent.get('path')}` (sha256 of its weights "
+             f"`{str(parent.get('weights_sha256'))[:16]}…`)",
+             f"- method: {how.get(parent.get('method'), parent.get('method'))}"]
+    if lora:
+        lines.append(f"- LoRA: rank {lora.get('rank')}, alpha {lora.get('alpha')}, dropout {lora.get('dropout')}, "
+                     f"layers matching `{lora.get('targets') or 'the family default'}`")
+    if parent.get("method") == "lora":
+        lines.append("- this folder holds the adapter alone (peft's adapter_config.json and adapter_model.safetensors);"
+                     " it loads onto the parent at that path, unchanged; `genlab merge` writes a standalone copy")
+    return [*lines, ""]
 
 
 # what an import format is, in words; a format not named here is shown by its name

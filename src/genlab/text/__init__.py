@@ -24,11 +24,11 @@ class TextModality(Modality):
     def claims(self, source: str) -> bool:
         return True  # any name or path the other modalities leave: its reader says what is wrong with it
 
-    def open_data(self, source: str, cfg, block_size: int | None):
+    def open_data(self, source: str, cfg, block_size: int | None, preprocessing=None):
         from genlab.text.data import open_text
 
         return open_text(source, block_size=block_size, tokenizer=cfg.tokenizer, vocab_size=cfg.vocab_size,
-                         val_fraction=cfg.val_fraction, extensions=cfg.extensions)
+                         val_fraction=cfg.val_fraction, extensions=cfg.extensions, given=preprocessing)
 
     def load_preprocessing(self, run_dir: Path, config: dict):
         from genlab.text.tokenizer import load_tokenizer

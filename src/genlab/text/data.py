@@ -440,12 +440,13 @@ def cache_tokenizer(load: Callable[[], T]) -> T:
 
 def prepare_text(
     source: str, tokenizer: str = "char", vocab_size: int | None = None, val_fraction: float = 0.1, text=None,
-    extensions: str | None = None,
+    extensions: str | None = None, given=None,
 ) -> TokenizedCorpus:
-    """Tokenize a corpus once (cached), training the tokenizer on it; the last `val_fraction` is validation.
+    """Tokenize a corpus once (cached), training the tokenizer on it, or with the `given` one (a parent run's,
+    for fine-tuning); the last `val_fraction` is validation.
 
-    The cache is keyed by the hash of the text read, so other `extensions` that read other files never
-    reuse this one."""
+    The cache is keyed by the hash of the text read (and of a given tokenizer), so other `extensions` that
+    read other files never reuse this one."""
     report = None
     if text is None:
         text, report = read_text(source, extensions)
@@ -453,10 +454,16 @@ def prepare_text(
         raise GenlabError(f"dataset {source!r} is empty; give it some text")
     content_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()
     key = f"v{CACHE_VERSION}-{content_hash[:24]}-{tokenizer}-{vocab_size or 0}"
+    if given is not None:
+        tokenizer = given.kind
+        key = f"v{CACHE_VERSION}-{content_hash[:24]}-{tokenizer}-given-{tokenizer_fingerprint(given)[:16]}"
 
     def build(folder: Path) -> None:
-        tok = train_tokenizer(tokenizer, text, vocab_size)
-        ids = tok.encode(text)
+        tok = given if given is not None else train_tokenizer(tokenizer, text, vocab_size)
+        try:
+            ids = tok.encode(text)
+        except GenlabError as e:  # characters a parent's character tokenizer never saw
+            raise GenlabError(f"{source} does not fit the model's tokenizer: {e}") from None
         dtype = np.uint16 if tok.vocab_size <= 65536 else np.uint32
         with atomic_directory(folder) as tmp:
             ids.astype(dtype).tofile(tmp / "tokens.bin")
@@ -481,6 +488,15 @@ def prepare_text(
     split = int(n * (1.0 - val_fraction))
     return TokenizedCorpus(tokens=tokens, split=split, tokenizer=tok, source=source, content_hash=content_hash,
                            skipped=dict(report.skipped) if report else {}, read=report)
+
+
+def tokenizer_fingerprint(tok) -> str:
+    """sha256 of the tokenizer's file, as its save() writes it."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tok.save(Path(tmp) / "tokenizer.json")
+        return hashlib.sha256((Path(tmp) / "tokenizer.json").read_bytes()).hexdigest()
 
 
 def random_windows(
@@ -549,10 +565,10 @@ class TextData:
 
 
 def open_text(source: str, *, block_size: int, tokenizer: str = "char", vocab_size: int | None = None,
-              val_fraction: float = 0.1, extensions: str | None = None) -> TextData:
-    """A text corpus prepared for training: tokenized (cached) and cut into train and validation. What a
-    folder gave is one line on stderr."""
-    corpus = prepare_text(source, tokenizer, vocab_size, val_fraction, extensions=extensions)
+              val_fraction: float = 0.1, extensions: str | None = None, given=None) -> TextData:
+    """A text corpus prepared for training: tokenized (cached; with the `given` tokenizer if any) and cut into
+    train and validation. What a folder gave is one line on stderr."""
+    corpus = prepare_text(source, tokenizer, vocab_size, val_fraction, extensions=extensions, given=given)
     if corpus.read is not None:
         corpus.read.say()
     for split, tokens in (("training", corpus.train), ("validation", corpus.val)):

@@ -85,7 +85,10 @@ def evaluate_text(m, data: str | None = None, *, split: str | None = None, block
     text = read_text_source(source, extensions=None if data else m.config["train"].get("extensions"))
     if hashlib.sha256(text.encode("utf-8")).hexdigest() == m.config["data"].get("content_sha256"):
         # the training corpus itself: its tokens are already cached on disk
-        corpus = prepare_text(source, m.tokenizer.kind, m.config["train"].get("vocab_size"), val_fraction, text=text)
+        # a fine-tune's tokenizer is its parent's, not one trained on this text
+        given = m.tokenizer if m.config["train"].get("parent") else None
+        corpus = prepare_text(source, m.tokenizer.kind, m.config["train"].get("vocab_size"), val_fraction, text=text,
+                              given=given)
         ids = np.asarray(corpus.tokens)
     else:
         ids = m.tokenizer.encode(text)

@@ -123,6 +123,15 @@ class TextModel(Sampler):
     def streams(self, controls: dict) -> bool:
         return controls.get("num_samples", 1) == 1
 
+    def preference_tokens(self, prompt: str, completion: str) -> tuple[list[int], int, None]:
+        """The prompt as generate() starts from it, then the completion; characters the tokenizer never saw
+        are a one-line error naming them."""
+        ids = self.encode_prompt(prompt, truncate=True).tolist()
+        return ids + self.tokenizer.encode(completion).tolist(), len(ids), None
+
+    def content(self, output: str) -> str:
+        return output
+
     def stream(self, prompt: str = "", **controls) -> Iterator[str]:
         """Yield the continuation piece by piece as it is sampled (one sample)."""
         if controls.get("num_samples", 1) != 1:

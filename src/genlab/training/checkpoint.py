@@ -100,16 +100,33 @@ def set_rng_states(states: dict[str, torch.Tensor]) -> None:
         torch.cuda.set_rng_state_all(cuda)
 
 
+class FullWeights:
+    """Every weight of the model in model.safetensors: the layout of every run but a LoRA adapter's
+    (genlab.align.lora.AdapterWeights)."""
+
+    files = ("model.safetensors",)  # what a checkpoint holds and the run's top level links to
+
+    def save(self, model: torch.nn.Module, folder: Path) -> None:
+        save_tensors(folder / "model.safetensors", model_tensors(model))
+
+    def load(self, model: torch.nn.Module, folder: Path) -> None:
+        load_model_tensors(model, folder / "model.safetensors")
+
+
+FULL_WEIGHTS = FullWeights()
+
+
 def save_checkpoint(run_dir: Path, step: int, model, optimizers: dict, state: dict, keep: set[str],
-                    rng: dict | None = None) -> str:
-    """Write checkpoint-<step> atomically, point trainer_state.json at it, link model.safetensors."""
+                    rng: dict | None = None, weights=FULL_WEIGHTS) -> str:
+    """Write checkpoint-<step> atomically, point trainer_state.json at it, link its weight files (`weights`
+    says which) at the run's top level."""
     run_dir = Path(run_dir)
     ckpt_root = run_dir / "checkpoints"
     ckpt_root.mkdir(parents=True, exist_ok=True)
     name = f"checkpoint-{step}"
     tmp = make_temp_dir(ckpt_root, name)  # mode 0777 less the umask, like every folder the user makes
     try:
-        save_tensors(tmp / "model.safetensors", model_tensors(model))
+        weights.save(model, tmp)
         tensors: dict[str, torch.Tensor] = {}
         skeleton = {
             "optimizers": {k: _flatten(f"opt.{k}", o.state_dict(), tensors) for k, o in optimizers.items()},
@@ -126,13 +143,14 @@ def save_checkpoint(run_dir: Path, step: int, model, optimizers: dict, state: di
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     # publish: newest weights at the top level for genlab.load / Hugging Face style tools
-    link_tmp = run_dir / f".model.safetensors.{os.getpid()}.tmp"
-    link_tmp.unlink(missing_ok=True)
-    try:
-        os.link(final / "model.safetensors", link_tmp)
-    except OSError:
-        shutil.copyfile(final / "model.safetensors", link_tmp)
-    os.replace(link_tmp, run_dir / "model.safetensors")
+    for file in weights.files:
+        link_tmp = run_dir / f".{file}.{os.getpid()}.tmp"
+        link_tmp.unlink(missing_ok=True)
+        try:
+            os.link(final / file, link_tmp)
+        except OSError:
+            shutil.copyfile(final / file, link_tmp)
+        os.replace(link_tmp, run_dir / file)
     atomic_write_json(run_dir / "trainer_state.json", {"last_checkpoint": name, **state, "step": step})
     for old in ckpt_root.glob("checkpoint-*"):
         if old.name != name and old.name not in keep:
@@ -164,12 +182,12 @@ def read_trainer_state(run_dir: Path) -> dict:
     return state
 
 
-def load_checkpoint(run_dir: Path, model, optimizers: dict) -> dict:
+def load_checkpoint(run_dir: Path, model, optimizers: dict, weights=FULL_WEIGHTS) -> dict:
     """Restore weights and optimizer moments of the last checkpoint; return its state, with its RNG streams
     under "rng" for the caller to restore (under DDP each rank picks its own)."""
     trainer_state = read_trainer_state(run_dir)
     folder = Path(run_dir) / "checkpoints" / trainer_state["last_checkpoint"]
-    load_model_tensors(model, folder / "model.safetensors")
+    weights.load(model, folder)
     state = read_json(folder / "state.json")
     tensors = load_tensors(folder / "training_state.safetensors")
     skeleton = state.pop("skeleton")

@@ -36,8 +36,10 @@ class TrainConfig:
     image_size: int | None = None  # images: side in pixels (default 16 for digits, 28 for MNIST, 32 for folders)
     color: str = "auto"  # images: auto | grey | rgb
     augment: str | None = None  # images: comma-separated flip, shift
+    exclude_labels: str | None = None  # images: class names left out of the data (the model keeps their labels)
     extensions: str | None = None  # folder sources: comma-separated file extensions to read (default: the modality's)
     batch_size: int = 12
+    window: int | None = None  # token models: tokens per training window (default: the model's block_size)
     grad_accum: int = 1  # micro-batches per optimizer step: the step sees batch_size * grad_accum sequences
     lr: float = 1e-3
     min_lr: float = 1e-4
@@ -58,6 +60,14 @@ class TrainConfig:
     precision: str = "auto"  # auto | fp32 | bf16
     device: str = "auto"  # auto | cpu | cuda
     compile: bool = False
+    # fine-tuning (genlab finetune): the run whose weights this one starts from, the sha256 of its weights file
+    # when it began, and LoRA's settings (genlab.align.lora.LoraSettings) when only an adapter trains
+    parent: str | None = None
+    parent_sha256: str | None = None
+    lora: dict[str, Any] | None = None
+    # alignment (genlab align): what replaces the family's loss, e.g. {"method": "dpo", "beta": 0.1}, with the
+    # sha256 of the preference pairs once they are read
+    objective: dict[str, Any] | None = None
     model: dict[str, Any] = field(default_factory=dict)  # family settings: n_layer, n_head, n_embd, ...
 
     def validate(self) -> None:
@@ -68,6 +78,8 @@ class TrainConfig:
         own = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "model"}
         for name, value in check_types(TrainConfig, own).items():
             setattr(self, name, value)
+        if self.window is not None and self.window <= 0:
+            raise GenlabError(f"--window must be positive, got {self.window}")
         positive = ["batch_size", "grad_accum", "max_steps", "eval_interval", "eval_batches", "log_interval"]
         for name in positive:
             if getattr(self, name) <= 0:
@@ -100,7 +112,7 @@ class TrainConfig:
 
 
 TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)} - {"model"}
-PLANNED_KEYS = {"time_plan"}  # written by the trainer into config.json, never set by a user
+PLANNED_KEYS = {"time_plan", "parent_sha256"}  # written by the trainer into config.json, never set by a user
 
 
 def check_types(cls: type, values: Mapping[str, Any], where: str = "") -> dict[str, Any]:

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from genlab.align.finetune import FineTune
 from genlab.errors import GenlabError
 from genlab.families import get_family
 from genlab.io import atomic_write_json, atomic_write_text, read_json, run_lock
@@ -32,6 +33,7 @@ from genlab.modalities import modality_for_training
 from genlab.preflight import TRAIN_COPIES, check_memory, meta_model
 from genlab.runtime import pick_device, setup_threads
 from genlab.training.checkpoint import (
+    FULL_WEIGHTS,
     load_checkpoint,
     read_trainer_state,
     rng_states,
@@ -165,6 +167,7 @@ class Session:
     state: dict  # best_val_loss, best_checkpoint, elapsed_s
     quiet: bool
     decay_given: bool  # the user set lr_decay_steps: a time plan leaves the cosine horizon alone
+    weights: Any = FULL_WEIGHTS  # how checkpoints hold the model: all weights, or a LoRA adapter alone
     on_checkpoint: Callable[[Path], None] | None = None
 
     def say(self, *args) -> None:
@@ -185,7 +188,17 @@ def _set_up(cfg: TrainConfig, family, dist: Distributed, run_dir: Path, resuming
 
     default_block = getattr(family.config_class(), "block_size", None)  # image families have none
     block_size = (model_config_dict or cfg.model).get("block_size", default_block)
-    data = modality_for_training(cfg.data, family, cfg.extensions).open_data(cfg.data, cfg, block_size)
+    if cfg.window is not None:  # shorter training windows than the model's context (a few short examples)
+        if block_size is None or cfg.window > block_size:
+            raise GenlabError(f"--window {cfg.window} is for token models, at most their --block-size "
+                              f"({block_size}); leave it out or lower it")
+        block_size = cfg.window
+    # a fine-tune (genlab finetune) reads its data the parent's way and starts from the parent's weights
+    tune = FineTune(cfg, run_dir, resuming) if cfg.parent is not None else None
+    if tune:
+        data, family = tune.open_data(block_size), tune.family(family)  # alignment: DPO's pairs and loss
+    else:
+        data = modality_for_training(cfg.data, family, cfg.extensions).open_data(cfg.data, cfg, block_size)
     if model_config_dict is None:
         model_config = family.make_config({**cfg.model, **data.model_settings()})
     else:
@@ -193,7 +206,8 @@ def _set_up(cfg: TrainConfig, family, dist: Distributed, run_dir: Path, resuming
         if any(getattr(model_config, k) != v for k, v in data.model_settings().items()):
             raise GenlabError(f"the data of {run_dir} changed since training began; resume needs the same data")
     check_memory(meta_model(family, model_config), device, TRAIN_COPIES, "training")  # before allocating it
-    model = family.build(model_config).to(device)
+    model = (tune.model(family, model_config) if tune else family.build(model_config)).to(device)
+    weights = tune.weights if tune else FULL_WEIGHTS
     if dist.enabled:
         torch.manual_seed(rank_seed(cfg.seed, dist.rank))  # each rank its own dropout and noise
     precision, how = _choose_precision(cfg, family, model, model_config, data, device, dist, resuming)
@@ -201,10 +215,11 @@ def _set_up(cfg: TrainConfig, family, dist: Distributed, run_dir: Path, resuming
     optimizers = family.make_optimizers(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2),
                                         fused=device.type == "cpu")
     n_params = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
 
     state = {"best_val_loss": None, "best_checkpoint": None, "elapsed_s": 0.0}
     if resuming:
-        loaded = load_checkpoint(run_dir, model, optimizers)
+        loaded = load_checkpoint(run_dir, model, optimizers, weights)
         start = loaded["step"]
         state.update({k: loaded[k] for k in state if k in loaded})
         _restore_rng(loaded["rng"], dist, cfg.seed, start)
@@ -221,6 +236,7 @@ def _set_up(cfg: TrainConfig, family, dist: Distributed, run_dir: Path, resuming
             data.save(run_dir)
     run_config = {"genlab_version": _version(), "family": family.name, "model": asdict(model_config),
                   **data.preprocessing(), "data": data.describe(), "train": asdict(cfg), "n_params": n_params,
+                  **({"parent": tune.record(), "trainable_params": trainable} if tune else {}),
                   "distributed": {"world_size": dist.world_size,
                                   "global_batch_size": cfg.batch_size * cfg.grad_accum * dist.world_size}}
     if dist.is_main:
@@ -229,10 +245,11 @@ def _set_up(cfg: TrainConfig, family, dist: Distributed, run_dir: Path, resuming
         model.compile()
     train_model = family.wrap_for_ddp(model, _ddp_wrapper(device)) if dist.enabled else model
     session = Session(cfg, family, dist, run_dir, device, data, model, train_model, optimizers, precision, start,
-                      state, quiet, decay_given)
+                      state, quiet, decay_given, weights)
     size = f" ({cfg.preset})" if cfg.preset else ""
-    session.say(f"genlab: {family.name}{size} with {n_params / 1e6:.2f}M parameters on {device.type} ({precision}, "
-                f"{how}), {data.train_items} training {data.items}, run directory {run_dir}")
+    training = f", {trainable / 1e6:.3f}M of them trained" if trainable < n_params else ""
+    session.say(f"genlab: {family.name}{size} with {n_params / 1e6:.2f}M parameters{training} on {device.type} "
+                f"({precision}, {how}), {data.train_items} training {data.items}, run directory {run_dir}")
     if cfg.grad_accum > 1:
         session.say(f"genlab: {cfg.grad_accum} micro-batches of {cfg.batch_size} per optimizer step")
     if dist.enabled:
@@ -356,7 +373,8 @@ def _evaluate_and_checkpoint(s: Session, step: int, t_start: float, log) -> floa
     state["elapsed_s"] = time.perf_counter() - t_start
     rng = _gather_rng(s.dist)  # a collective: every rank takes part, rank 0 writes
     if s.dist.is_main:
-        save_checkpoint(s.run_dir, step, s.model, s.optimizers, dict(state), {state["best_checkpoint"]}, rng)
+        save_checkpoint(s.run_dir, step, s.model, s.optimizers, dict(state), {state["best_checkpoint"]}, rng,
+                        s.weights)
         if s.on_checkpoint is not None:
             s.on_checkpoint(s.run_dir)
     return val

@@ -1,0 +1,1 @@
+"""Fine-tuning, LoRA, the feedback store, reward models and DPO."""

@@ -1,0 +1,133 @@
+"""`genlab finetune` (train on from a run, all weights or a LoRA adapter), `genlab merge` (an adapter written
+into its parent's weights as a standalone run), `genlab rate` and `genlab feedback` (people's preferences, kept
+in a feedback store) and `genlab align` (DPO on them)."""
+
+from __future__ import annotations
+
+import sys
+
+from genlab.cli.train import TRAINING_FLAGS
+
+# the training flags a fine-tune may change; the parent's data reading and model stay as they were
+FINETUNE_FLAGS = [flag for flag in TRAINING_FLAGS if flag[0] not in ("grad-accum",)]
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("finetune", help="train on from a trained run on a narrow dataset (all weights or LoRA)",
+                       description="Train on from a trained run. Training settings start from the parent's, "
+                       "with --max-steps 300, --warmup-steps 20, --eval-interval 50 and a tenth of the parent's "
+                       "--lr (LoRA: the parent's --lr); the flags below override them.")
+    p.set_defaults(handler=run_finetune)
+    p.add_argument("run", nargs="?", help="the trained run to start from (the parent)")
+    p.add_argument("data", nargs="?", help="the narrow dataset: a built-in name or a path, read the parent's way "
+                   "(its tokenizer, image size and classes)")
+    p.add_argument("--out", metavar="RUN2", help="the new run directory (default RUN-ft-DATA)")
+    p.add_argument("--resume", metavar="RUN2", help="continue this fine-tune exactly where it stopped")
+    _add_training_flags(p)
+    p.add_argument("--augment", help="images: flip, shift, flip,shift or none")
+    p.add_argument("--extensions", help="folder sources: the file extensions to read, comma-separated")
+
+    p = sub.add_parser("align", help="align a run with preferences (DPO against a frozen copy of it)")
+    p.set_defaults(handler=run_align)
+    p.add_argument("run", nargs="?", help="the run to align (the parent, and DPO's reference)")
+    p.add_argument("--preferences", metavar="STORE|FILE", help="a feedback store (its pairs rated on RUN) or a "
+                   "TRL preference .jsonl file (prompt, chosen, rejected)")
+    p.add_argument("--method", default="dpo", choices=["dpo"], help="dpo: Direct Preference Optimization")
+    p.add_argument("--beta", type=float, default=0.1, help="DPO's beta: how far from the reference the model "
+                   "may move (default 0.1)")
+    p.add_argument("--out", metavar="RUN2", help="the aligned run directory (default RUN-ft-dpo)")
+    p.add_argument("--resume", metavar="RUN2", help="continue this alignment exactly where it stopped")
+    _add_training_flags(p)
+
+    p = sub.add_parser("rate", help="compare two samples per prompt and keep your choice in a feedback store")
+    p.set_defaults(handler=run_rate)
+    p.add_argument("run", help="the run to sample from")
+    p.add_argument("--prompt", help="the prompt to sample from (default: none)")
+    p.add_argument("--prompts", metavar="FILE", help="a text file of prompts, one per line, rated in turn")
+    p.add_argument("--store", default="feedback.sqlite", help="the feedback store (default feedback.sqlite)")
+    p.add_argument("--rater", help="your name, kept with each choice")
+    p.add_argument("--max-new-tokens", type=int, default=120, help="length of each sample (default 120)")
+    p.add_argument("--temperature", type=float, default=0.9, help="sampling temperature (default 0.9)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the samples' seeds and the sides (default 0)")
+
+    p = sub.add_parser("feedback", help="export or import the preference pairs of a feedback store")
+    p.set_defaults(handler=run_feedback)
+    p.add_argument("action", choices=["export", "import"], help="export: write JSONL; import: read TRL JSONL")
+    p.add_argument("file", help="the JSONL file to write (export) or read (import)")
+    p.add_argument("--store", default="feedback.sqlite", help="the feedback store (default feedback.sqlite)")
+    p.add_argument("--format", default="trl", choices=["trl", "openai"],
+                   help="export: trl (prompt, chosen, rejected; default) or openai (preference fine-tuning)")
+    p.add_argument("--model", help="export: only pairs rated on this run; import: the name to file them under")
+
+    p = sub.add_parser("merge", help="write a LoRA fine-tune as a standalone run (adapter merged into the parent)")
+    p.set_defaults(handler=run_merge)
+    p.add_argument("run", metavar="RUN2", help="a LoRA fine-tune (genlab finetune --lora-rank)")
+    p.add_argument("--out", required=True, metavar="RUN3", help="the new run directory")
+
+
+def _add_training_flags(p) -> None:
+    p.add_argument("--lora-rank", type=int, help="train a LoRA adapter of this rank instead of all weights")
+    p.add_argument("--lora-alpha", type=float, help="LoRA scale alpha: the update is alpha/rank * B A "
+                   "(default twice the rank)")
+    p.add_argument("--lora-targets", metavar="PATTERN", help="regular expression of the layer names to adapt "
+                   "(default gpt: attention and MLP matrices; lstm: the gate matrices; diffusion: the U-Net)")
+    p.add_argument("--lora-dropout", type=float, help="dropout on the adapter's input (default 0)")
+    for name, kind, text in FINETUNE_FLAGS:
+        p.add_argument(f"--{name}", type=kind, help=text)
+    p.add_argument("--device", help="auto (default: cuda where there is one), cpu or cuda")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run_align(a, argv: list[str]) -> None:
+    from genlab import api
+    from genlab.errors import GenlabError
+
+    skip = ("command", "handler", "run", "preferences", "out", "resume", "quiet", "method", "beta")
+    settings = {k: v for k, v in vars(a).items() if k not in skip and v is not None}
+    if a.resume is None and a.run is None:
+        raise GenlabError("genlab align needs a run: genlab align RUN --preferences STORE --out RUN2")
+    run = api.align(a.run, a.preferences, method=a.method, beta=a.beta, out=a.out, resume=a.resume, quiet=a.quiet,
+                    **settings)
+    print(run)
+    print(f"genlab: sample it with: genlab sample {run}", file=sys.stderr)
+
+
+def run_rate(a, argv: list[str]) -> None:
+    from genlab import api
+    from genlab.align.rate import read_prompts
+
+    counts = api.rate(a.run, read_prompts(a.prompt, a.prompts), store=a.store, rater=a.rater, seed=a.seed,
+                      max_new_tokens=a.max_new_tokens, temperature=a.temperature)
+    print(f"genlab: kept {counts['pairs']} preferences, {counts['ties']} ties and {counts['both_bad']} both-bad in "
+          f"{a.store} ({counts['skipped']} skipped)", file=sys.stderr)
+
+
+def run_feedback(a, argv: list[str]) -> None:
+    from genlab import api
+
+    if a.action == "export":
+        n = api.feedback_export(a.store, a.file, format=a.format, model=a.model)
+        print(f"genlab: wrote {n} preference pairs to {a.file} ({a.format} format)", file=sys.stderr)
+    else:
+        n = api.feedback_import(a.store, a.file, model=a.model or "imported")
+        print(f"genlab: imported {n} preference pairs into {a.store}", file=sys.stderr)
+
+
+def run_finetune(a, argv: list[str]) -> None:
+    from genlab import api
+    from genlab.errors import GenlabError
+
+    skip = ("command", "handler", "run", "data", "out", "resume", "quiet")
+    settings = {k: v for k, v in vars(a).items() if k not in skip and v is not None}
+    if a.resume is None and (a.run is None or a.data is None):
+        raise GenlabError("genlab finetune needs a run and data: genlab finetune RUN DATA --out RUN2 (or "
+                          "--resume RUN2)")
+    run = api.finetune(a.run, a.data, out=a.out, resume=a.resume, quiet=a.quiet, **settings)
+    print(run)
+    print(f"genlab: sample it with: genlab sample {run}", file=sys.stderr)
+
+
+def run_merge(a, argv: list[str]) -> None:
+    from genlab import api
+
+    print(api.merge(a.run, out=a.out))
