@@ -8,7 +8,7 @@
 __version__ = "0.1.0"
 
 _API = ("align", "evaluate", "export", "feedback_export", "feedback_import", "finetune", "import_run", "info",
-        "list_runs", "load", "merge", "presets", "rate", "sample", "train")
+        "list_runs", "load", "merge", "presets", "rate", "reward", "reward_accuracy", "sample", "train")
 
 
 def __getattr__(name: str):

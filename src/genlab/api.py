@@ -124,14 +124,19 @@ def merge(run: RunPath, *, out: RunPath) -> Path:
 
 
 def align(run: RunPath, preferences: RunPath | None = None, *, method: str = "dpo", beta: float = 0.1,
-          out: RunPath | None = None, resume: RunPath | None = None, lora_rank: int | None = None,
-          lora_alpha: float | None = None, lora_targets: str | None = None, lora_dropout: float | None = None,
-          quiet: bool = False, **settings: Any) -> Path:
-    """Align a run with people's preferences: Direct Preference Optimization against a frozen copy of it, on
-    the pairs a feedback store holds for it (genlab rate) or a TRL JSONL file, all weights or (lora_rank) a
-    LoRA adapter, into a new run that records its parent, the method, beta and the pairs' hash (the pairs
-    themselves are kept in it, as preferences.jsonl); or continue one with `resume=RUN2`."""
-    from genlab.align.finetune import default_out, finetune_settings
+          reward: RunPath | None = None, n: int = 8, prompts: list[str] | None = None, num_prompts: int = 64,
+          sampling: dict | None = None, out: RunPath | None = None, resume: RunPath | None = None,
+          lora_rank: int | None = None, lora_alpha: float | None = None, lora_targets: str | None = None,
+          lora_dropout: float | None = None, quiet: bool = False, **settings: Any) -> Path:
+    """Align a run with people's preferences, into a new run that records its parent and how it was aligned;
+    or continue one with `resume=RUN2`. All weights, or (lora_rank) a LoRA adapter.
+
+    method "dpo": Direct Preference Optimization against a frozen copy of the run, on the pairs a feedback
+    store holds for it (genlab rate) or a TRL JSONL file; the run keeps the pairs (preferences.jsonl) and
+    records beta and their hash. method "best-of-n": `n` samples for each of `prompts` (or `num_prompts`
+    empty ones), with the `sampling` controls; the `reward` model's best of each is kept (in RUN2/best-of-n/)
+    and the run fine-tuned on them."""
+    from genlab.align.finetune import default_out, finetune_settings, relative_path
     from genlab.families import get_family
     from genlab.safety.card import write_model_card
     from genlab.training.config import make_train_config
@@ -140,21 +145,83 @@ def align(run: RunPath, preferences: RunPath | None = None, *, method: str = "dp
     settings = {k: v for k, v in settings.items() if v is not None}
     if resume is not None:
         return train(resume=resume, quiet=quiet, **settings)
-    if method != "dpo":
-        raise GenlabError(f"--method must be dpo, got {method!r}")
-    if not beta > 0:
-        raise GenlabError(f"--beta must be positive, got {beta}")
-    if preferences is None:
-        raise GenlabError("no preferences given; pass --preferences STORE (genlab rate fills one) or a TRL .jsonl")
+    if method not in ("dpo", "best-of-n"):
+        raise GenlabError(f"--method must be dpo or best-of-n, got {method!r}")
     parent_dir = Path(run)
-    _run_config(parent_dir)
+    config = _run_config(parent_dir)
     out_dir = Path(out) if out is not None else default_out(parent_dir, method)
-    values = finetune_settings(parent_dir, str(preferences), out_dir, lora_rank=lora_rank, lora_alpha=lora_alpha,
-                               lora_targets=lora_targets, lora_dropout=lora_dropout, **settings)
-    values["objective"] = {"method": method, "beta": beta}
+    lora = dict(lora_rank=lora_rank, lora_alpha=lora_alpha, lora_targets=lora_targets, lora_dropout=lora_dropout)
+    if method == "dpo":
+        if not beta > 0:
+            raise GenlabError(f"--beta must be positive, got {beta}")
+        if preferences is None:
+            raise GenlabError("no preferences given; pass --preferences STORE (genlab rate fills one) or a TRL "
+                              ".jsonl")
+        values = finetune_settings(parent_dir, str(preferences), out_dir, **lora, **settings)
+        values["objective"] = {"method": method, "beta": beta}
+    else:
+        from genlab.align.bestofn import keep_best, write_best
+        from genlab.align.reward import RewardScorer
+        from genlab.safety.provenance import file_sha256
+
+        if reward is None:
+            raise GenlabError("--method best-of-n needs a reward model: --reward RM (genlab reward RUN "
+                              "--preferences STORE --out RM)")
+        if n < 2:
+            raise GenlabError(f"--n must be 2 or more (the best of n samples), got {n}")
+        if (out_dir / "trainer_state.json").exists():
+            raise GenlabError(f"{out_dir} already holds a run; choose another --out")
+        scorer = RewardScorer(reward)
+        scorer.check_fits(parent_dir, config)
+        m = load(parent_dir)
+        chosen = keep_best(m, scorer, prompts or [""] * num_prompts, n, **(sampling or {}))
+        folder = write_best(m, chosen, out_dir)
+        values = finetune_settings(parent_dir, str(folder), out_dir, **lora, **settings)
+        values["objective"] = {"method": method, "n": n, "prompts": len(chosen["prompts"]),
+                               "reward": relative_path(Path(reward), out_dir),
+                               "reward_sha256": file_sha256(Path(reward) / "model.safetensors"),
+                               "mean_reward": round(chosen["mean_reward"], 5),
+                               "kept_reward": round(chosen["kept_reward"], 5)}
     family = get_family(values["family"])
     model_keys = {f.name for f in dataclasses.fields(family.config_class)} - family.data_keys
     return run_training(make_train_config(values, model_keys), quiet=quiet, on_checkpoint=write_model_card)
+
+
+def reward(run: RunPath, preferences: RunPath | None = None, *, out: RunPath | None = None,
+           resume: RunPath | None = None, quiet: bool = False, **settings: Any) -> Path:
+    """Train a reward model: a scalar head on `run`'s backbone (both trained, the backbone starting from run),
+    with the Bradley-Terry loss on the pairs a feedback store holds for the run, or a TRL file. Its held-out
+    pairwise accuracy goes into RM/metrics.json (key "preferences val") and is returned with the run by
+    `reward_accuracy(RM)`."""
+    from genlab.align.finetune import default_out, finetune_settings
+    from genlab.families import get_family
+    from genlab.safety.card import write_model_card
+    from genlab.training.config import make_train_config
+    from genlab.training.trainer import train as run_training
+
+    settings = {k: v for k, v in settings.items() if v is not None}
+    if resume is not None:
+        out_dir = train(resume=resume, quiet=quiet, **settings)
+    else:
+        if preferences is None:
+            raise GenlabError("no preferences given; pass --preferences STORE (genlab rate fills one) or a TRL .jsonl")
+        parent_dir = Path(run)
+        _run_config(parent_dir)
+        out_dir = Path(out) if out is not None else default_out(parent_dir, "reward")
+        values = finetune_settings(parent_dir, str(preferences), out_dir, **settings)
+        values["objective"] = {"method": "reward"}
+        family = get_family(values["family"])
+        model_keys = {f.name for f in dataclasses.fields(family.config_class)} - family.data_keys
+        out_dir = run_training(make_train_config(values, model_keys), quiet=quiet, on_checkpoint=write_model_card)
+    reward_accuracy(out_dir)
+    return out_dir
+
+
+def reward_accuracy(rm: RunPath) -> dict:
+    """A reward model's pairwise accuracy on its held-out pairs (measured, and kept in RM/metrics.json)."""
+    from genlab.align.reward import measure_reward_model
+
+    return measure_reward_model(Path(rm))
 
 
 def rate(run: RunPath, prompts: list[str] | None = None, *, store: RunPath = "feedback.sqlite", judge=None,
@@ -200,6 +267,9 @@ def load(run: RunPath, *, checkpoint: str = "last", device: str = "auto", precis
 
     run_dir = Path(run)
     config = _run_config(run_dir)
+    if ((config.get("train") or {}).get("objective") or {}).get("method") == "reward":
+        raise GenlabError(f"{run_dir} is a reward model: it scores outputs and makes none; sample its parent "
+                          f"({config['train'].get('parent')}) instead")
     modality = modality_of_run(config)
     family = get_family(config.get("family", "?"))
     model_config = family.saved_config(config["model"])

@@ -85,6 +85,10 @@ class Sampler:
         them are the prompt's, and the feature ids beside them (None for a model without)."""
         raise GenlabError(f"{self.modality} models are not aligned with DPO yet; align a text model")
 
+    def write_for_training(self, outputs: list, prompts: list[str], folder: Path) -> None:
+        """Outputs as files this modality's reader takes back as training data (best-of-n fine-tunes on them)."""
+        raise GenlabError(f"{self.modality} outputs cannot be trained on again yet; use a text or ABC music model")
+
     def content(self, output) -> str:
         """An output as the feedback store keeps it inline (text; ABC for tunes)."""
         raise GenlabError(f"{self.modality} outputs are not rated in the terminal yet; rate a text model")

@@ -52,11 +52,13 @@ def sequence_logps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, features:
 
 
 def pair_logps(model: nn.Module, batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """Chosen and rejected log-probabilities (B,) of a batch (x, y, [features], ...) of shape (B, 2, T)."""
-    x, y, features = batch[0], batch[1], batch[2] if batch[2].numel() else None
-    B, _, T = x.shape
-    logps = sequence_logps(model, x.reshape(2 * B, T), y.reshape(2 * B, T),
-                           features.reshape(2 * B, T) if features is not None else None).view(B, 2)
+    """Chosen and rejected log-probabilities (B,) of a PreferenceData batch: ids (B, 2, T+1), targets (B, 2, T),
+    features (B, 2, T+1, or T+1 = 0 without), ..."""
+    ids, y, features = batch[0], batch[1], batch[2]
+    B, _, T = y.shape
+    x = ids[..., :-1].reshape(2 * B, T)  # each position predicts the next token
+    f = features[..., :-1].reshape(2 * B, T) if features.numel() else None
+    logps = sequence_logps(model, x, y.reshape(2 * B, T), f).view(B, 2)
     return logps[:, 0], logps[:, 1]
 
 
@@ -90,46 +92,51 @@ def pairs_sha256(pairs: list[dict]) -> str:
 
 
 class PreferenceData:
-    """Preference pairs as the trainer's data: batches of (x, y, features, ref_logps), each (B, 2, ...) with the
-    chosen completion in row 0 and the rejected one in row 1, prompts and padding left unscored. The last
-    `val_fraction` of the pairs (at least one) is held out."""
+    """Preference pairs as the trainer's data: batches of (ids, targets, features, ref_logps), each (B, 2, ...)
+    with the chosen output in row 0 and the rejected one in row 1. `ids` holds the last block_size + 1 tokens of
+    prompt and completion (the completion's end is kept), `targets` the next token where it is the completion's
+    (prompt and padding unscored). With a `reference` model its log-probabilities are computed once (DPO). The
+    last `val_fraction` of the pairs (at least one) is held out."""
 
     unit = "pair"
     items = "pairs"
 
-    def __init__(self, pairs: list[dict], source: str, sampler, reference: nn.Module, block_size: int,
+    def __init__(self, pairs: list[dict], source: str, sampler, reference: nn.Module | None, block_size: int,
                  val_fraction: float, parent_dir: Path):
         self.pairs, self.source, self.parent_dir = pairs, source, Path(parent_dir)
         self.parent_config = sampler.config
         rows = [[sampler.preference_tokens(p["prompt"], p[side]) for side in ("chosen", "rejected")] for p in pairs]
         T = min(block_size, max(len(ids) for pair in rows for ids, _, _ in pair) - 1)
-        x = np.zeros((len(rows), 2, T), dtype=np.int64)
+        ids_ = np.zeros((len(rows), 2, T + 1), dtype=np.int64)
         y = np.full((len(rows), 2, T), IGNORE, dtype=np.int64)
-        feats = np.zeros((len(rows), 2, T), dtype=np.int64)
+        feats = np.zeros((len(rows), 2, T + 1), dtype=np.int64)
         has_features = False
         for i, pair in enumerate(rows):
             for j, (ids, n_prompt, features) in enumerate(pair):
                 ids = np.asarray(ids)
-                scored = np.arange(1, len(ids)) >= n_prompt  # the completion's tokens are predicted and scored
-                keep = slice(max(0, len(ids) - 1 - T), len(ids) - 1)  # the last T: the completion's end stays
-                n = keep.stop - keep.start
-                x[i, j, :n], y[i, j, :n] = ids[:-1][keep], np.where(scored, ids[1:], IGNORE)[keep]
+                start = max(0, len(ids) - (T + 1))  # the last T + 1 tokens
+                n = len(ids) - start
+                ids_[i, j, :n] = ids[start:]
+                scored = np.arange(start + 1, len(ids)) >= n_prompt  # the completion's tokens are scored
+                y[i, j, : n - 1] = np.where(scored, ids[start + 1 :], IGNORE)
                 if features is not None:
-                    feats[i, j, :n], has_features = np.asarray(features)[:-1][keep], True
-        self.x, self.y = torch.from_numpy(x), torch.from_numpy(y)
+                    feats[i, j, :n], has_features = np.asarray(features)[start:], True
+        self.ids, self.y = torch.from_numpy(ids_), torch.from_numpy(y)
         self.features = torch.from_numpy(feats) if has_features else torch.zeros(len(rows), 2, 0, dtype=torch.long)
         if not (self.y != IGNORE).any(-1).all():
             raise GenlabError(f"{source}: a pair has an empty completion after truncation to {T} tokens; drop it")
-        with torch.inference_mode():
-            ref = [torch.stack(pair_logps(reference.eval(), self._rows(slice(i, i + 64))), dim=1)
-                   for i in range(0, len(rows), 64)]
-        self.ref = torch.cat(ref)  # (N, 2): the frozen reference's log-probabilities
+        self.ref = torch.zeros(len(rows), 2)
+        if reference is not None:
+            with torch.inference_mode():
+                ref = [torch.stack(pair_logps(reference.eval(), self._rows(slice(i, i + 64))), dim=1)
+                       for i in range(0, len(rows), 64)]
+            self.ref = torch.cat(ref)  # (N, 2): the frozen reference's log-probabilities
         self.n_val = max(1, round(len(rows) * val_fraction)) if len(rows) > 1 else 0
         self.n_train = len(rows) - self.n_val
         self.content_hash = pairs_sha256(pairs)
 
     def _rows(self, index) -> tuple[torch.Tensor, ...]:
-        return self.x[index], self.y[index], self.features[index]
+        return self.ids[index], self.y[index], self.features[index], self.ref[index]
 
     def model_settings(self) -> dict:
         from genlab.families import get_family
@@ -139,8 +146,7 @@ class PreferenceData:
 
     def batch(self, split: str, batch_size: int, generator: torch.Generator):
         lo, hi = (0, self.n_train) if split == "train" or not self.n_val else (self.n_train, len(self.pairs))
-        idx = lo + torch.randint(hi - lo, (batch_size,), generator=generator)
-        return (*self._rows(idx), self.ref[idx])
+        return self._rows(lo + torch.randint(hi - lo, (batch_size,), generator=generator))
 
     def items_in(self, batch) -> int:
         return batch[0].shape[0]

@@ -106,6 +106,10 @@ def run_model(run_dir: Path, config: dict, folder: Path | None = None) -> nn.Mod
     lora = config["train"].get("lora")
     if not lora:
         model = family.build(family.saved_config(config["model"]))
+        if is_reward_run(config["train"].get("objective")):
+            from genlab.align.reward import RewardModel
+
+            model = RewardModel(model)
         load_model_tensors(model, folder / "model.safetensors")
         return model
     model = adapter_model(family, parent_of(run_dir, config).model(), lora)
@@ -113,6 +117,15 @@ def run_model(run_dir: Path, config: dict, folder: Path | None = None) -> nn.Mod
     model = merge_adapter(model)
     family.adopt_weights(model)
     return model
+
+
+def is_reward_run(objective: dict | None) -> bool:
+    return bool(objective) and objective.get("method") == "reward"
+
+
+def learns_from_pairs(objective: dict | None) -> bool:
+    """Whether a run trains on preference pairs (DPO, a reward model) rather than on its modality's data."""
+    return bool(objective) and objective.get("method") in ("dpo", "reward")
 
 
 def adapter_model(family, parent_model: nn.Module, lora: dict) -> nn.Module:
@@ -147,25 +160,28 @@ class FineTune:
         """The data to train on, read the parent's way: the modality's, or for alignment preference pairs
         (kept in the run, so a resume reads the same ones) scored once by the frozen parent."""
         cfg = self.cfg
-        if not cfg.objective:
+        if not learns_from_pairs(cfg.objective):  # best-of-n: its kept outputs are ordinary data
             return self.modality.open_data(cfg.data, cfg, block_size, self.preprocessing)
         from genlab import api
         from genlab.align.dpo import PAIRS_FILE, PreferenceData, read_pairs
 
-        reference = api.load(self.parent.run_dir, device="cpu")
+        reference = api.load(self.parent.run_dir, device="cpu")  # the parent as it samples: its tokens, its model
         source = self.run_dir / PAIRS_FILE if self.resuming else cfg.data
         pairs = read_pairs(source, self.parent.run_dir, reference.checkpoint_sha256)
-        data = PreferenceData(pairs, cfg.data, reference, reference.model, block_size, cfg.val_fraction,
-                              self.parent.run_dir)
+        frozen = reference.model if cfg.objective["method"] == "dpo" else None  # a reward model needs no reference
+        data = PreferenceData(pairs, cfg.data, reference, frozen, block_size, cfg.val_fraction, self.parent.run_dir)
         cfg.objective = {**cfg.objective, "preferences_sha256": data.content_hash}
         return data
 
     def family(self, family):
-        """The family as this run trains it: under DPO its loss is DPO's."""
-        if not self.cfg.objective:
+        """The family as this run trains it: under DPO its loss is DPO's; a reward model's is Bradley-Terry's."""
+        if not learns_from_pairs(self.cfg.objective):
             return family
         from genlab.align.dpo import PreferenceObjective
+        from genlab.align.reward import RewardObjective
 
+        if self.cfg.objective["method"] == "reward":
+            return RewardObjective(family)
         return PreferenceObjective(family, self.cfg.objective["beta"])
 
     def model(self, family, model_config) -> nn.Module:
@@ -175,6 +191,10 @@ class FineTune:
 
         if self.parent is None:
             return family.build(model_config)  # resuming all weights: the checkpoint holds them
+        if is_reward_run(self.cfg.objective):
+            from genlab.align.reward import RewardModel
+
+            return RewardModel(self.parent.model())  # the parent's backbone, a fresh head
         parent = self.parent
         if parent.family is not getattr(family, "family", family):
             raise GenlabError(f"{parent.run_dir} is a {parent.family.name} model; a fine-tune keeps its family")

@@ -32,12 +32,32 @@ def add_parsers(sub) -> None:
     p.add_argument("run", nargs="?", help="the run to align (the parent, and DPO's reference)")
     p.add_argument("--preferences", metavar="STORE|FILE", help="a feedback store (its pairs rated on RUN) or a "
                    "TRL preference .jsonl file (prompt, chosen, rejected)")
-    p.add_argument("--method", default="dpo", choices=["dpo"], help="dpo: Direct Preference Optimization")
+    p.add_argument("--method", default="dpo", choices=["dpo", "best-of-n"],
+                   help="dpo: Direct Preference Optimization (default); best-of-n: fine-tune on the reward "
+                   "model's best of n samples per prompt")
     p.add_argument("--beta", type=float, default=0.1, help="DPO's beta: how far from the reference the model "
                    "may move (default 0.1)")
+    p.add_argument("--reward", metavar="RM", help="best-of-n: the reward model (genlab reward)")
+    p.add_argument("--n", type=int, default=8, help="best-of-n: samples per prompt (default 8)")
+    p.add_argument("--prompts", metavar="FILE", help="best-of-n: prompts, one per line (default: empty ones)")
+    p.add_argument("--num-prompts", type=int, default=64, help="best-of-n without --prompts: how many (default 64)")
+    p.add_argument("--max-new-tokens", type=int, help="best-of-n: length of each sample")
+    p.add_argument("--temperature", type=float, help="best-of-n: sampling temperature")
     p.add_argument("--out", metavar="RUN2", help="the aligned run directory (default RUN-ft-dpo)")
     p.add_argument("--resume", metavar="RUN2", help="continue this alignment exactly where it stopped")
     _add_training_flags(p)
+
+    p = sub.add_parser("reward", help="train a reward model (Bradley-Terry) on preferences, from a run's backbone")
+    p.set_defaults(handler=run_reward)
+    p.add_argument("run", nargs="?", help="the run whose outputs were rated (its backbone starts the model)")
+    p.add_argument("--preferences", metavar="STORE|FILE", help="a feedback store (its pairs rated on RUN) or a "
+                   "TRL preference .jsonl file")
+    p.add_argument("--out", metavar="RM", help="the reward model's run directory (default RUN-ft-reward)")
+    p.add_argument("--resume", metavar="RM", help="continue this reward model's training")
+    for name, kind, text in FINETUNE_FLAGS:
+        p.add_argument(f"--{name}", type=kind, help=text)
+    p.add_argument("--device", help="auto (default: cuda where there is one), cpu or cuda")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("rate", help="compare two samples per prompt and keep your choice in a feedback store")
     p.set_defaults(handler=run_rate)
@@ -80,16 +100,37 @@ def _add_training_flags(p) -> None:
 
 def run_align(a, argv: list[str]) -> None:
     from genlab import api
+    from genlab.align.rate import read_prompts
     from genlab.errors import GenlabError
 
-    skip = ("command", "handler", "run", "preferences", "out", "resume", "quiet", "method", "beta")
+    skip = ("command", "handler", "run", "preferences", "out", "resume", "quiet", "method", "beta", "reward", "n",
+            "prompts", "num_prompts", "max_new_tokens", "temperature")
     settings = {k: v for k, v in vars(a).items() if k not in skip and v is not None}
     if a.resume is None and a.run is None:
         raise GenlabError("genlab align needs a run: genlab align RUN --preferences STORE --out RUN2")
-    run = api.align(a.run, a.preferences, method=a.method, beta=a.beta, out=a.out, resume=a.resume, quiet=a.quiet,
+    sampling = {k: v for k, v in (("max_new_tokens", a.max_new_tokens), ("temperature", a.temperature))
+                if v is not None}
+    prompts = read_prompts(None, a.prompts) if a.prompts else None
+    run = api.align(a.run, a.preferences, method=a.method, beta=a.beta, reward=a.reward, n=a.n, prompts=prompts,
+                    num_prompts=a.num_prompts, sampling=sampling, out=a.out, resume=a.resume, quiet=a.quiet,
                     **settings)
     print(run)
     print(f"genlab: sample it with: genlab sample {run}", file=sys.stderr)
+
+
+def run_reward(a, argv: list[str]) -> None:
+    from genlab import api
+    from genlab.errors import GenlabError
+
+    skip = ("command", "handler", "run", "preferences", "out", "resume", "quiet")
+    settings = {k: v for k, v in vars(a).items() if k not in skip and v is not None}
+    if a.resume is None and a.run is None:
+        raise GenlabError("genlab reward needs a run: genlab reward RUN --preferences STORE --out RM")
+    rm = api.reward(a.run, a.preferences, out=a.out, resume=a.resume, quiet=a.quiet, **settings)
+    figures = api.info(rm)["figures"]["evaluation"]["preferences val"]
+    print(rm)
+    print(f"genlab: held-out pairwise accuracy {figures['pairwise_accuracy']:.3f} on {figures['pairs']} pairs "
+          f"(0.5 is chance); kept in {rm}/metrics.json", file=sys.stderr)
 
 
 def run_rate(a, argv: list[str]) -> None:

@@ -173,6 +173,11 @@ class GPT(nn.Module):
                 ) -> torch.Tensor:
         """Token ids (B, T) -> next-token logits (B, T, vocab). With a cache, idx continues it. `features`
         (B, T): the data's second input, for a model built with feature_vocab_size."""
+        return self.lm_head(self.body(idx, cache, features))
+
+    def body(self, idx: torch.Tensor, cache: KVCache | None = None, features: torch.Tensor | None = None
+             ) -> torch.Tensor:
+        """The final hidden states (B, T, n_embd) that the head reads (a reward model's head reads them too)."""
         B, T = idx.shape
         start = cache.pos if cache is not None else 0
         if start + T > self.config.block_size:
@@ -186,7 +191,7 @@ class GPT(nn.Module):
             x = block(x, cache, i)
         if cache is not None:
             cache.pos += T
-        return self.lm_head(self.transformer.ln_f(x))
+        return self.transformer.ln_f(x)
 
     def decode_step(self, idx: torch.Tensor, cache: KVCache, features: torch.Tensor | None = None) -> torch.Tensor:
         """forward() for one new token per sequence, (B, 1), at inference: the same computation in

@@ -69,6 +69,11 @@ class LSTM(nn.Module):
                 ) -> torch.Tensor:
         """Token ids (B, T) -> next-token logits (B, T, vocab). With a state, idx continues it. `features`
         (B, T): the data's second input, for a model built with feature_vocab_size."""
+        return self.lm_head(self.body(idx, cache, features))
+
+    def body(self, idx: torch.Tensor, cache: LSTMState | None = None, features: torch.Tensor | None = None
+             ) -> torch.Tensor:
+        """The hidden states (B, T, n_embd) that the head reads (a reward model's head reads them too)."""
         x = self.wte(idx)  # (B, T, C)
         if self.config.feature_vocab_size:
             x = x + self.wfe(feature_ids(features, idx))
@@ -77,7 +82,7 @@ class LSTM(nn.Module):
         if cache is not None:
             cache.hc = hc
             cache.pos += idx.size(1)
-        return self.lm_head(self.drop(out))
+        return self.drop(out)
 
 
 class LSTMFamily(LanguageModelFamily):

@@ -107,6 +107,31 @@ class MusicModel(Sampler):
         prompt_tokens = self.tokenizer.tokens(ids.tolist())
         return [Tune(prompt_tokens + self.tokenizer.tokens(o), seed, i + 1) for i, o in enumerate(out)]
 
+    def content(self, tune: Tune) -> str:
+        """A tune as the feedback store keeps it: its ABC (event models: its event tokens)."""
+        return self.abc(tune) if self.tokenizer.kind == "abc" else " ".join(tune.tokens)
+
+    def write_for_training(self, outputs: list[Tune], prompts: list[str], folder: Path) -> None:
+        """Each tune as an .abc file (its prompt is in it): a folder `genlab train` reads."""
+        if self.tokenizer.kind != "abc":
+            raise GenlabError("best-of-n trains on ABC tunes; this model makes MIDI events (train it on ABC)")
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, tune in enumerate(outputs):
+            atomic_write_text(folder / f"tune-{i:05d}.abc", self.abc(tune))
+
+    def preference_tokens(self, prompt: str, completion: str) -> tuple[list[int], int, list[int] | None]:
+        """A rated tune (its content()) as the model reads it: the whole tune's ids from <s>, the prompt's share
+        (a tune holds its prompt), and the room left in the bar beside each token where the model reads it."""
+        from genlab.music.tokenizers import AbcError, abc_to_tokens
+
+        try:
+            tokens = abc_to_tokens(completion) if self.tokenizer.kind == "abc" else completion.split()
+        except AbcError as e:
+            raise GenlabError(f"a rated tune is not ABC this model reads ({e}); rate tunes of this model") from None
+        ids = self.tokenizer.ids(tokens).tolist()
+        n_prompt = len(self.tokenizer.encode_prompt(prompt))
+        return ids, n_prompt, self.bar_room.ids(ids).tolist() if self.bar_room is not None else None
+
     # -------------------------------------------------------------------------------- decoding
 
     def provenance(self, tune: Tune, number: int | None = None) -> dict:

@@ -132,6 +132,12 @@ class TextModel(Sampler):
     def content(self, output: str) -> str:
         return output
 
+    def write_for_training(self, outputs: list[str], prompts: list[str], folder: Path) -> None:
+        """Each sample, prompt and continuation, as one .txt file: a folder `genlab train` reads."""
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, (prompt, text) in enumerate(zip(prompts, outputs, strict=True)):
+            atomic_write_text(folder / f"sample-{i:05d}.txt", prompt + text + "\n")
+
     def stream(self, prompt: str = "", **controls) -> Iterator[str]:
         """Yield the continuation piece by piece as it is sampled (one sample)."""
         if controls.get("num_samples", 1) != 1:
