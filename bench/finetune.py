@@ -27,7 +27,7 @@
     python bench/finetune.py [--minutes 10] [--quick] [--out DIR] [--seed 0]
 
 --minutes is the training budget, shared out as BUDGET says (fine-tunes by step count, planned from the
-pretraining's pace, with --max-minutes only as a safety limit); evaluation and sampling add about a fifth
+pretraining's pace, with --max-minutes only as a safety limit); evaluation and sampling add a minute or two
 on a 2-core CPU. --quick is a 1-2 minute smoke run with the tiny presets. Runs go into a temporary folder
 (removed afterwards) or --out (kept). The last line of stdout is one JSON object of the figures.
 """
@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import statistics
@@ -301,8 +302,12 @@ def table(r: dict) -> None:
         ratio(r["ms_per_step_lora"], r["ms_per_step_full"]))
     row("wall seconds (finetune call)", r["pretrain_wall_s"], r["wall_s_full"], r["wall_s_lora"],
         ratio(r["wall_s_lora"], r["wall_s_full"]))
-    print(f"(pystdlib tokenized once with the parent's tokenizer beforehand: {r['pystdlib_tokenize_s']} s, in "
-          "neither fine-tune's wall time; perplexities over the held-out tail of each corpus)")
+    print(f"(pystdlib's tokens under the parent's tokenizer prepared, or found cached, beforehand: "
+          f"{r['pystdlib_tokenize_s']} s, in neither fine-tune's wall time; perplexities over the held-out tail "
+          f"of each corpus, {r['eval_max_tokens']:,} tokens at most)")
+    if r["steps_full"] != r["steps_lora"] or min(r["steps_full"], r["steps_lora"]) < r["finetune_steps_asked"]:
+        print(f"note: {r['finetune_steps_asked']} steps were asked of each; the --max-minutes safety limit stopped "
+              "one early (the machine ran slower than during pretraining), so compare per-step figures")
     print()
     print(f"few-shot digits: diffusion {r['diffusion_preset']} ({r['diffusion_params']:,} parameters) pretrained on "
           f"images:digits without {NEW_CLASS}s for {r['diffusion_steps']} steps; LoRA "
@@ -352,7 +357,7 @@ def main() -> None:
     minutes = {k: share * a.minutes for k, share in BUDGET.items()}
     work = Path(a.out) if a.out else Path(tempfile.mkdtemp(prefix="genlab-bench-finetune-"))
     work.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
+    t0, load_before = time.perf_counter(), os.getloadavg()[0]
     try:
         r = domain_shift(work, a, minutes)
         r.update(fewshot_digits(work, a, minutes))
@@ -361,6 +366,8 @@ def main() -> None:
         if not a.out:
             shutil.rmtree(work, ignore_errors=True)
     r.update({"minutes": a.minutes, "quick": a.quick, "total_wall_s": round(time.perf_counter() - t0, 1),
+              "eval_max_tokens": a.max_tokens, "cpus": os.cpu_count(),
+              "load_average_start": round(load_before, 2), "load_average_end": round(os.getloadavg()[0], 2),
               "lora_rank": a.lora_rank, "vocab_size": a.vocab_size,
               "lora_wall_ratio": ratio(r["wall_s_lora"], r["wall_s_full"]),
               "adapter_size_ratio": ratio(r["adapter_bytes"], r["full_bytes"]),
@@ -368,7 +375,9 @@ def main() -> None:
               "forgetting_full": ratio(r["general_ppl_after_full"], r["general_ppl_before"]),
               "forgetting_lora": ratio(r["general_ppl_after_lora"], r["general_ppl_before"])})
     table(r)
-    print(f"total wall time {r['total_wall_s']} s for a training budget of {a.minutes:g} minutes")
+    print(f"total wall time {r['total_wall_s']} s for a training budget of {a.minutes:g} minutes; 1-minute load "
+          f"average {r['load_average_start']} at the start, {r['load_average_end']} at the end, on {r['cpus']} CPUs "
+          "(a load above the CPUs means other work shared them: every time and step count is then low)")
     print(json.dumps(r))
 
 
