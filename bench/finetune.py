@@ -26,10 +26,10 @@
 
     python bench/finetune.py [--minutes 10] [--quick] [--out DIR] [--seed 0]
 
---minutes is the training budget, shared out as BUDGET says (fine-tunes by step count, planned from the
-pretraining's pace, with --max-minutes only as a safety limit); evaluation and sampling add a minute or two
-on a 2-core CPU. --quick is a 1-2 minute smoke run with the tiny presets. Runs go into a temporary folder
-(removed afterwards) or --out (kept). The last line of stdout is one JSON object of the figures.
+--minutes is the training budget, shared out as BUDGET says (fine-tunes by step count: as many steps as the
+pretraining took in as much time, with --max-minutes only as a safety limit); evaluation and sampling add a
+minute or two on a 2-core CPU. --quick is a 1-2 minute smoke run with the tiny presets. Runs go into a
+temporary folder (removed afterwards) or --out (kept). The last line of stdout is one JSON object of the figures.
 """
 
 from __future__ import annotations
@@ -104,8 +104,9 @@ def domain_shift(work: Path, a, minutes: dict) -> dict:
                  given=load_tokenizer("bpe", parent / "tokenizer.json"))
     tokenize_s = time.perf_counter() - t0
 
-    # the same number of steps for both: what fits the share at the pretraining's pace (a full step costs as much)
-    steps = max(20, int(minutes["finetune"] * 60_000 / pre["ms_per_step"]))
+    # the same number of steps for both: as many as the pretraining took in as much time (a full step costs as
+    # much; the pace over the whole run, evaluations and stalls included, not the median step of a quiet moment)
+    steps = max(20, int(pre["steps"] * minutes["finetune"] / minutes["pretrain"]))
     cap = 3 * minutes["finetune"]  # a safety limit only: the step count is the limit
     log(f"fine-tuning on text:pystdlib for {steps} steps, all weights and LoRA ...")
     runs, out = {"full": None, "lora": None}, {}
@@ -200,8 +201,8 @@ def fewshot_digits(work: Path, a, minutes: dict) -> dict:
     log(f"LoRA on {len(shots) - 1} images of a {NEW_CLASS} (+1 held out) for {minutes['fewshot_digit']:.2f} "
         "minutes ...")
     t0 = time.perf_counter()
-    # steps that fit the share at the pretraining's pace (a batch of the same size), the clock only as a limit
-    steps = max(20, int(minutes["fewshot_digit"] * 60_000 / run_figures(parent)["ms_per_step"]))
+    # as many steps as the pretraining took in as much time (batches of the same size), the clock only as a limit
+    steps = max(20, int(run_figures(parent)["steps"] * minutes["fewshot_digit"] / minutes["diffusion"]))
     tuned = api.finetune(parent, str(folder.parent), out=str(work / "digits-9"), lora_rank=a.lora_rank,
                          max_steps=steps, max_minutes=3 * minutes["fewshot_digit"], eval_interval=max(50, steps // 4),
                          quiet=True)

@@ -183,6 +183,7 @@ def test_a_reward_model_learns_the_raters_preference_and_best_of_n_uses_it(tmp_p
     objective = json.loads((run / "config.json").read_text())["train"]["objective"]
     assert objective["method"] == "best-of-n" and objective["kept_reward"] > objective["mean_reward"]
     assert (run / "model.safetensors").is_file()  # the rate after fine-tuning is measured by bench/align.py, not here
+    capsys.readouterr()  # what the fine-tune printed
     lstm = api.train("text:pydocs", family="lstm", preset="tiny", max_steps=5, eval_interval=5, quiet=True,
                      out=str(tmp_path / "lstm"))
     assert "reward model on a gpt text backbone" in user_error(capsys, "align", lstm, "--method", "best-of-n",
