@@ -92,10 +92,6 @@ def finetune(run: RunPath, data: str | None = None, *, out: RunPath | None = Non
     parent's training settings with a short schedule (align.finetune.FINETUNE_DEFAULTS) and a tenth of its
     learning rate for all weights (the parent's rate for LoRA); flags override them."""
     from genlab.align.finetune import default_out, finetune_settings
-    from genlab.families import get_family
-    from genlab.safety.card import write_model_card
-    from genlab.training.config import make_train_config
-    from genlab.training.trainer import train as run_training
 
     settings = {k: v for k, v in settings.items() if v is not None}
     if resume is not None:
@@ -109,6 +105,16 @@ def finetune(run: RunPath, data: str | None = None, *, out: RunPath | None = Non
         raise GenlabError(f"--out {out_dir} is the parent run itself; a fine-tune writes a new run: choose another")
     values = finetune_settings(parent_dir, data, out_dir, lora_rank=lora_rank, lora_alpha=lora_alpha,
                                lora_targets=lora_targets, lora_dropout=lora_dropout, **settings)
+    return _train_from_parent(values, quiet)
+
+
+def _train_from_parent(values: dict[str, Any], quiet: bool) -> Path:
+    """Train the run that finetune, align and reward describe as flat settings (align.finetune.finetune_settings)."""
+    from genlab.families import get_family
+    from genlab.safety.card import write_model_card
+    from genlab.training.config import make_train_config
+    from genlab.training.trainer import train as run_training
+
     family = get_family(values["family"])
     model_keys = {f.name for f in dataclasses.fields(family.config_class)} - family.data_keys
     return run_training(make_train_config(values, model_keys), quiet=quiet, on_checkpoint=write_model_card)
@@ -137,10 +143,6 @@ def align(run: RunPath, preferences: RunPath | None = None, *, method: str = "dp
     empty ones), with the `sampling` controls; the `reward` model's best of each is kept (in RUN2/best-of-n/)
     and the run fine-tuned on them."""
     from genlab.align.finetune import default_out, finetune_settings, relative_path
-    from genlab.families import get_family
-    from genlab.safety.card import write_model_card
-    from genlab.training.config import make_train_config
-    from genlab.training.trainer import train as run_training
 
     settings = {k: v for k, v in settings.items() if v is not None}
     if resume is not None:
@@ -182,9 +184,7 @@ def align(run: RunPath, preferences: RunPath | None = None, *, method: str = "dp
                                "reward_sha256": file_sha256(Path(reward) / "model.safetensors"),
                                "mean_reward": round(chosen["mean_reward"], 5),
                                "kept_reward": round(chosen["kept_reward"], 5)}
-    family = get_family(values["family"])
-    model_keys = {f.name for f in dataclasses.fields(family.config_class)} - family.data_keys
-    return run_training(make_train_config(values, model_keys), quiet=quiet, on_checkpoint=write_model_card)
+    return _train_from_parent(values, quiet)
 
 
 def reward(run: RunPath, preferences: RunPath | None = None, *, out: RunPath | None = None,
@@ -194,10 +194,6 @@ def reward(run: RunPath, preferences: RunPath | None = None, *, out: RunPath | N
     pairwise accuracy goes into RM/metrics.json (key "preferences val") and is returned with the run by
     `reward_accuracy(RM)`."""
     from genlab.align.finetune import default_out, finetune_settings
-    from genlab.families import get_family
-    from genlab.safety.card import write_model_card
-    from genlab.training.config import make_train_config
-    from genlab.training.trainer import train as run_training
 
     settings = {k: v for k, v in settings.items() if v is not None}
     if resume is not None:
@@ -210,9 +206,7 @@ def reward(run: RunPath, preferences: RunPath | None = None, *, out: RunPath | N
         out_dir = Path(out) if out is not None else default_out(parent_dir, "reward")
         values = finetune_settings(parent_dir, str(preferences), out_dir, **settings)
         values["objective"] = {"method": "reward"}
-        family = get_family(values["family"])
-        model_keys = {f.name for f in dataclasses.fields(family.config_class)} - family.data_keys
-        out_dir = run_training(make_train_config(values, model_keys), quiet=quiet, on_checkpoint=write_model_card)
+        out_dir = _train_from_parent(values, quiet)
     reward_accuracy(out_dir)
     return out_dir
 

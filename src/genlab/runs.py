@@ -17,13 +17,14 @@ from typing import Any
 from genlab.errors import GenlabError
 from genlab.io import read_json
 
-# the keys the trainer writes into every config.json; any other key is preprocessing (a tokenizer, image
+# the keys the trainer writes into config.json; any other key is preprocessing (a tokenizer, image
 # normalisation) that the modality saved, or lineage below
-_TRAINER_KEYS = ("genlab_version", "family", "model", "data", "train", "n_params", "distributed")
+TRAINER_KEYS = ("genlab_version", "family", "model", "data", "train", "n_params", "trainable_params",
+                "distributed")
 # keys that say where a run came from (written by verbs that start a run from another one, or from weights
 # made elsewhere); shown under lineage, never as preprocessing
 LINEAGE_KEYS = ("imported_from", "imported_format", "base_run", "parent", "finetuned_from", "resumed_from",
-                "source_run")
+                "source_run", "merged_from")
 # train settings that repeat what config.json says elsewhere (the model's own settings, the data, the family)
 _REPEATED_TRAIN_KEYS = ("model", "data", "family", "out")
 
@@ -68,7 +69,7 @@ def run_info(run: str | os.PathLike) -> dict:
         "train": {} if config.get("imported_from") else {k: v for k, v in train.items()
                                                          if k not in _REPEATED_TRAIN_KEYS},
         "data": _dict(config.get("data")),
-        "preprocessing": {k: v for k, v in config.items() if k not in _TRAINER_KEYS and k not in LINEAGE_KEYS},
+        "preprocessing": {k: v for k, v in config.items() if k not in TRAINER_KEYS and k not in LINEAGE_KEYS},
         "distributed": _dict(config.get("distributed")),
         "figures": {
             "step": state.get("step"),

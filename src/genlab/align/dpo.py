@@ -87,6 +87,18 @@ def read_pairs(source: str | Path, run_dir: Path, sha256: str) -> list[dict]:
     return pairs
 
 
+def open_preferences(parent_dir: Path, source: str, pairs_from: str | Path, block_size: int, val_fraction: float,
+                     reference: bool) -> PreferenceData:
+    """The pairs of `pairs_from` (a store, a TRL file, or a run's own preferences.jsonl) read into tokens as the
+    parent run reads its outputs; with `reference`, scored once by the frozen parent (DPO)."""
+    from genlab import api
+
+    parent = api.load(parent_dir, device="cpu")  # the parent as it samples: its tokens, its model
+    pairs = read_pairs(pairs_from, parent_dir, parent.checkpoint_sha256)
+    return PreferenceData(pairs, source, parent, parent.model if reference else None, block_size, val_fraction,
+                          parent_dir)
+
+
 def pairs_sha256(pairs: list[dict]) -> str:
     return hashlib.sha256("".join(json.dumps(p, sort_keys=True) + "\n" for p in pairs).encode()).hexdigest()
 
@@ -162,11 +174,9 @@ class PreferenceData:
 
     def preprocessing(self) -> dict:
         """The parent's preprocessing entries of config.json (its tokenizer): the run reads text as it did."""
-        from genlab.runs import LINEAGE_KEYS
+        from genlab.runs import LINEAGE_KEYS, TRAINER_KEYS
 
-        trainer = {"genlab_version", "family", "model", "data", "train", "n_params", "distributed",
-                   "trainable_params", *LINEAGE_KEYS, "merged_from"}
-        return {k: v for k, v in self.parent_config.items() if k not in trainer}
+        return {k: v for k, v in self.parent_config.items() if k not in TRAINER_KEYS and k not in LINEAGE_KEYS}
 
     def save(self, run_dir: Path) -> None:
         from genlab.io import atomic_write_text
@@ -177,26 +187,33 @@ class PreferenceData:
                                                              for p in self.pairs))
 
 
-class PreferenceObjective:
-    """A token family trained by DPO instead of its own loss: everything but `loss` is the family's."""
+class Objective:
+    """A token family trained on preference pairs with another loss: everything but `loss` is the family's,
+    and its one-loss training step runs with this loss."""
 
-    accumulates = True
-
-    def __init__(self, family, beta: float):
-        self.family, self.beta = family, beta
+    def __init__(self, family):
+        self.family = family
 
     def __getattr__(self, name):
         return getattr(self.family, name)
 
     def loss(self, model: nn.Module, batch) -> torch.Tensor:
-        chosen, rejected = pair_logps(model, batch)
-        ref = batch[3]
-        return dpo_loss(chosen, rejected, ref[:, 0], ref[:, 1], self.beta)[0]
+        raise NotImplementedError
 
     def train_step(self, model: nn.Module, batch, optimizers: dict, step_context) -> dict:
         from genlab.families.base import Family
 
         return Family.train_step(self, model, batch, optimizers, step_context)
 
-    def make_optimizers(self, *args, **kwargs):
-        return self.family.make_optimizers(*args, **kwargs)
+
+class PreferenceObjective(Objective):
+    """DPO's loss in place of the family's."""
+
+    def __init__(self, family, beta: float):
+        super().__init__(family)
+        self.beta = beta
+
+    def loss(self, model: nn.Module, batch) -> torch.Tensor:
+        chosen, rejected = pair_logps(model, batch)
+        ref = batch[3]
+        return dpo_loss(chosen, rejected, ref[:, 0], ref[:, 1], self.beta)[0]

@@ -162,14 +162,11 @@ class FineTune:
         cfg = self.cfg
         if not learns_from_pairs(cfg.objective):  # best-of-n: its kept outputs are ordinary data
             return self.modality.open_data(cfg.data, cfg, block_size, self.preprocessing)
-        from genlab import api
-        from genlab.align.dpo import PAIRS_FILE, PreferenceData, read_pairs
+        from genlab.align.dpo import PAIRS_FILE, open_preferences
 
-        reference = api.load(self.parent.run_dir, device="cpu")  # the parent as it samples: its tokens, its model
-        source = self.run_dir / PAIRS_FILE if self.resuming else cfg.data
-        pairs = read_pairs(source, self.parent.run_dir, reference.checkpoint_sha256)
-        frozen = reference.model if cfg.objective["method"] == "dpo" else None  # a reward model needs no reference
-        data = PreferenceData(pairs, cfg.data, reference, frozen, block_size, cfg.val_fraction, self.parent.run_dir)
+        pairs_from = self.run_dir / PAIRS_FILE if self.resuming else cfg.data
+        data = open_preferences(self.parent.run_dir, cfg.data, pairs_from, block_size, cfg.val_fraction,
+                                reference=cfg.objective["method"] == "dpo")  # a reward model needs no reference
         cfg.objective = {**cfg.objective, "preferences_sha256": data.content_hash}
         return data
 
@@ -266,8 +263,9 @@ def default_out(parent_dir: Path, data: str) -> Path:
 def merge(run_dir: Path, out: Path) -> Path:
     """Write `run_dir` (a LoRA fine-tune) as a standalone run: the adapter merged into the parent's weights,
     config.json without LoRA, the tokenizer and a model card. Its outputs equal adapter-on-parent."""
-    from genlab.io import atomic_directory
+    from genlab.io import atomic_directory, save_tensors
     from genlab.safety.card import write_model_card
+    from genlab.safety.provenance import file_sha256
 
     run_dir, out = Path(run_dir), Path(out)
     config = read_json(run_dir / "config.json")
@@ -279,15 +277,13 @@ def merge(run_dir: Path, out: Path) -> Path:
     model = run_model(run_dir, config)
     merged = {**config, "train": {**config["train"], "lora": None, "parent": relative_path(parent.run_dir, out)},
               "merged_from": {"path": relative_path(run_dir, out),
-                              "adapter_sha256": ParentRun.open(run_dir).sha256,
+                              "adapter_sha256": file_sha256(run_dir / ADAPTER_WEIGHTS),
                               "lora": config["train"]["lora"]},
               "parent": {"path": relative_path(parent.run_dir, out), "weights_sha256": parent.sha256,
                          "method": "lora, merged"}}
     merged["n_params"] = sum(p.numel() for p in model.parameters())
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_directory(out) as tmp:
-        from genlab.io import save_tensors
-
         save_tensors(tmp / "model.safetensors", model_tensors(model))
         for name in os.listdir(run_dir):
             if (run_dir / name).is_file() and not name.startswith(".") and name not in (

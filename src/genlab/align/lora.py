@@ -15,7 +15,7 @@ RUN)` reads it too.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -48,10 +48,6 @@ class LoraSettings:
                 re.compile(self.targets)
             except re.error as e:
                 raise GenlabError(f"--lora-targets {self.targets!r} is not a regular expression ({e})") from None
-
-
-def lora_settings(saved: dict | None) -> LoraSettings | None:
-    return None if saved is None else LoraSettings(**saved)
 
 
 def adaptable_names(model: nn.Module) -> tuple[list[str], list[str]]:
@@ -114,10 +110,6 @@ def merge_adapter(model: nn.Module) -> nn.Module:
     return model.merge_and_unload()
 
 
-def trainable_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
 class AdapterWeights:
     """The checkpoint layout of a LoRA run: the adapter alone, as peft saves it; the parent holds the rest."""
 
@@ -145,6 +137,3 @@ class AdapterWeights:
             detail = next((s.strip() for s in str(e).splitlines() if "size mismatch" in s), str(e)[:160])
             raise GenlabError(f"{path} does not fit its parent model ({detail[:160]})") from None
 
-
-def describe(settings: LoraSettings) -> dict:
-    return asdict(settings)

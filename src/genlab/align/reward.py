@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.align.dpo import IGNORE
+from genlab.align.dpo import IGNORE, Objective
 
 
 def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,25 +58,11 @@ def pair_rewards(model: RewardModel, batch) -> tuple[torch.Tensor, torch.Tensor]
     return r[:, 0], r[:, 1]
 
 
-class RewardObjective:
+class RewardObjective(Objective):
     """A token family whose model is a RewardModel on its module, trained with the Bradley-Terry loss."""
-
-    def __init__(self, family):
-        self.family = family
-
-    def __getattr__(self, name):
-        return getattr(self.family, name)
 
     def loss(self, model: nn.Module, batch) -> torch.Tensor:
         return bradley_terry_loss(*pair_rewards(model, batch))[0]
-
-    def train_step(self, model: nn.Module, batch, optimizers: dict, step_context) -> dict:
-        from genlab.families.base import Family
-
-        return Family.train_step(self, model, batch, optimizers, step_context)
-
-    def make_optimizers(self, *args, **kwargs):
-        return self.family.make_optimizers(*args, **kwargs)
 
 
 @torch.no_grad()
@@ -96,20 +82,17 @@ def measure_reward_model(rm_dir) -> dict:
     figures in RM/metrics.json under "preferences val"."""
     from pathlib import Path
 
-    from genlab import api
-    from genlab.align.dpo import PAIRS_FILE, PreferenceData, read_pairs
+    from genlab.align.dpo import PAIRS_FILE, open_preferences
     from genlab.align.finetune import parent_of, run_model
     from genlab.io import atomic_write_json, read_json
     from genlab.modalities import read_evaluations
 
     rm_dir = Path(rm_dir)
     config = read_json(rm_dir / "config.json")
-    parent = parent_of(rm_dir, config)
-    tokens = api.load(parent.run_dir, device="cpu")  # reads outputs into tokens as the parent does
-    pairs = read_pairs(rm_dir / PAIRS_FILE, parent.run_dir, tokens.checkpoint_sha256)
     train = config["train"]
-    block = train.get("window") or config["model"].get("block_size", 256)
-    data = PreferenceData(pairs, train["data"], tokens, None, block, train["val_fraction"], parent.run_dir)
+    block = train.get("window") or config["model"].get("block_size", 256)  # as the trainer read the pairs
+    data = open_preferences(parent_of(rm_dir, config).run_dir, train["data"], rm_dir / PAIRS_FILE, block,
+                            train["val_fraction"], reference=False)
     figures = pairwise_accuracy(run_model(rm_dir, config), data, "val")
     evaluations = read_evaluations(rm_dir, config)
     evaluations["preferences val"] = figures

@@ -54,10 +54,7 @@ def add_parsers(sub) -> None:
                    "TRL preference .jsonl file")
     p.add_argument("--out", metavar="RM", help="the reward model's run directory (default RUN-ft-reward)")
     p.add_argument("--resume", metavar="RM", help="continue this reward model's training")
-    for name, kind, text in FINETUNE_FLAGS:
-        p.add_argument(f"--{name}", type=kind, help=text)
-    p.add_argument("--device", help="auto (default: cuda where there is one), cpu or cuda")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_training_flags(p, lora=False)  # a reward model trains its backbone and head whole
 
     p = sub.add_parser("rate", help="compare two samples per prompt and keep your choice in a feedback store")
     p.set_defaults(handler=run_rate)
@@ -85,13 +82,14 @@ def add_parsers(sub) -> None:
     p.add_argument("--out", required=True, metavar="RUN3", help="the new run directory")
 
 
-def _add_training_flags(p) -> None:
-    p.add_argument("--lora-rank", type=int, help="train a LoRA adapter of this rank instead of all weights")
-    p.add_argument("--lora-alpha", type=float, help="LoRA scale alpha: the update is alpha/rank * B A "
-                   "(default twice the rank)")
-    p.add_argument("--lora-targets", metavar="PATTERN", help="regular expression of the layer names to adapt "
-                   "(default gpt: attention and MLP matrices; lstm: the gate matrices; diffusion: the U-Net)")
-    p.add_argument("--lora-dropout", type=float, help="dropout on the adapter's input (default 0)")
+def _add_training_flags(p, lora: bool = True) -> None:
+    if lora:
+        p.add_argument("--lora-rank", type=int, help="train a LoRA adapter of this rank instead of all weights")
+        p.add_argument("--lora-alpha", type=float, help="LoRA scale alpha: the update is alpha/rank * B A "
+                       "(default twice the rank)")
+        p.add_argument("--lora-targets", metavar="PATTERN", help="regular expression of the layer names to adapt "
+                       "(default gpt: attention and MLP matrices; lstm: the gate matrices; diffusion: the U-Net)")
+        p.add_argument("--lora-dropout", type=float, help="dropout on the adapter's input (default 0)")
     for name, kind, text in FINETUNE_FLAGS:
         p.add_argument(f"--{name}", type=kind, help=text)
     p.add_argument("--device", help="auto (default: cuda where there is one), cpu or cuda")
