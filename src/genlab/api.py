@@ -312,6 +312,7 @@ def evaluate(run: RunPath, data: str | None = None, *, split: str | None = None,
     ones (split, max_tokens, num_samples, distribution_samples, seed, temperature, top_k, max_new_tokens;
     see genlab.music.evaluate). An option the run's modality does not take is a one-line error.
     """
+    from genlab.align.finetune import held_out_source
     from genlab.io import run_lock
     from genlab.modalities import evaluation_key, modality_of_run, read_evaluations
     from genlab.safety.card import write_model_card
@@ -324,7 +325,9 @@ def evaluate(run: RunPath, data: str | None = None, *, split: str | None = None,
         # before any work: a wrong flag is one line
         options = modality.check_evaluation(precision, dict(split=split, block_size=block_size,
                                                             max_tokens=max_tokens, **sampling))
-        metrics = modality.evaluate(load(run_dir, device=device, precision=precision), data, **options)
+        # an aligned run is measured on its parent's held-out data, not on the pairs it learned from
+        source = data or held_out_source(run_dir, config)
+        metrics = modality.evaluate(load(run_dir, device=device, precision=precision), source, **options)
         # each evaluation under its own key, so a train split or another dataset never replaces the val figures
         evaluations = read_evaluations(run_dir, config)
         evaluations[evaluation_key(config, data, str(metrics.get("split") or "val"), precision)] = metrics

@@ -85,6 +85,18 @@ class Sampler:
         them are the prompt's, and the feature ids beside them (None for a model without)."""
         raise GenlabError(f"{self.modality} models are not aligned with DPO yet; align a text model")
 
+    def preference_data(self, pairs: list[dict], source: str, reference, block_size: int, val_fraction: float):
+        """Rated pairs of this model's outputs as training data (align/dpo.py): token ids, read with
+        preference_tokens, and with a `reference` model (DPO) its log-probabilities."""
+        from genlab.align.dpo import PreferenceData
+
+        return PreferenceData(pairs, source, self, reference, block_size, val_fraction, self.run_dir)
+
+    def record_output(self, output, folder: Path) -> dict:
+        """How the feedback store keeps an output: {"content": text} inline, or {"file": path} for what is
+        written as a file into `folder`."""
+        return {"content": self.content(output)}
+
     def write_for_training(self, outputs: list, prompts: list[str], folder: Path) -> None:
         """Outputs as files this modality's reader takes back as training data (best-of-n fine-tunes on them)."""
         raise GenlabError(f"{self.modality} outputs cannot be trained on again yet; use a text or ABC music model")

@@ -21,7 +21,7 @@ def keep_best(sampler, scorer, prompts: list[str], n: int, seed: int = 0, **cont
     for prompt in prompts:
         outputs = sampler.generate(prompt=prompt, num_samples=n, seed=rng.randrange(2**31), **controls)
         outputs = outputs if isinstance(outputs, list) else [outputs]
-        rewards = scorer.score(prompt, [sampler.content(o) for o in outputs])
+        rewards = scorer.score(prompt, outputs)
         i = max(range(len(outputs)), key=rewards.__getitem__)
         kept.append(outputs[i])
         kept_prompts.append(prompt)

@@ -88,35 +88,86 @@ def read_pairs(source: str | Path, run_dir: Path, sha256: str) -> list[dict]:
 
 
 def open_preferences(parent_dir: Path, source: str, pairs_from: str | Path, block_size: int, val_fraction: float,
-                     reference: bool) -> PreferenceData:
-    """The pairs of `pairs_from` (a store, a TRL file, or a run's own preferences.jsonl) read into tokens as the
-    parent run reads its outputs; with `reference`, scored once by the frozen parent (DPO)."""
+                     reference: bool) -> PreferencePairs:
+    """The pairs of `pairs_from` (a store, a TRL file, or a run's own preferences.jsonl) read as the parent run
+    reads its outputs (its modality's sampler says how); with `reference`, scored once by the frozen parent (DPO)."""
     from genlab import api
 
     parent = api.load(parent_dir, device="cpu")  # the parent as it samples: its tokens, its model
     pairs = read_pairs(pairs_from, parent_dir, parent.checkpoint_sha256)
-    return PreferenceData(pairs, source, parent, parent.model if reference else None, block_size, val_fraction,
-                          parent_dir)
+    return parent.preference_data(pairs, source, parent.model if reference else None, block_size, val_fraction)
 
 
 def pairs_sha256(pairs: list[dict]) -> str:
     return hashlib.sha256("".join(json.dumps(p, sort_keys=True) + "\n" for p in pairs).encode()).hexdigest()
 
 
-class PreferenceData:
-    """Preference pairs as the trainer's data: batches of (ids, targets, features, ref_logps), each (B, 2, ...)
-    with the chosen output in row 0 and the rejected one in row 1. `ids` holds the last block_size + 1 tokens of
-    prompt and completion (the completion's end is kept), `targets` the next token where it is the completion's
-    (prompt and padding unscored). With a `reference` model its log-probabilities are computed once (DPO). The
-    last `val_fraction` of the pairs (at least one) is held out."""
+class PreferencePairs:
+    """What preference pairs as the trainer's data share, whatever a pair holds: the split (the last
+    `val_fraction` of the pairs, at least one, held out), batches of pairs, and what the run keeps of them. A
+    subclass sets `content_hash` and gives `_rows(index)`: the tensors of those pairs, each (n, 2, ...) with
+    the chosen output in row 0 and the rejected one in row 1."""
 
     unit = "pair"
     items = "pairs"
 
+    def __init__(self, pairs: list[dict], source: str, parent_config: dict, parent_dir: Path, val_fraction: float):
+        self.pairs, self.source, self.parent_dir = pairs, source, Path(parent_dir)
+        self.parent_config = parent_config
+        self.n_val = max(1, round(len(pairs) * val_fraction)) if len(pairs) > 1 else 0
+        self.n_train = len(pairs) - self.n_val
+        self.content_hash = pairs_sha256(pairs)
+
+    def _rows(self, index) -> tuple[torch.Tensor, ...]:
+        raise NotImplementedError
+
+    def model_settings(self) -> dict:
+        from genlab.families import get_family
+
+        keys = get_family(self.parent_config["family"]).data_keys
+        return {k: v for k, v in self.parent_config["model"].items() if k in keys}
+
+    def batch(self, split: str, batch_size: int, generator: torch.Generator):
+        lo, hi = (0, self.n_train) if split == "train" or not self.n_val else (self.n_train, len(self.pairs))
+        return self._rows(lo + torch.randint(hi - lo, (batch_size,), generator=generator))
+
+    def items_in(self, batch) -> int:
+        return batch[0].shape[0]
+
+    @property
+    def train_items(self) -> int:
+        return self.n_train
+
+    def describe(self) -> dict:
+        return {"modality": self.parent_config.get("data", {}).get("modality", "text"), "source": self.source,
+                "kind": "preferences", "content_sha256": self.content_hash, "train_pairs": self.n_train,
+                "val_pairs": self.n_val}
+
+    def preprocessing(self) -> dict:
+        """The parent's preprocessing entries of config.json (its tokenizer, its image size): the run reads its
+        data as the parent did."""
+        from genlab.runs import LINEAGE_KEYS, TRAINER_KEYS
+
+        return {k: v for k, v in self.parent_config.items() if k not in TRAINER_KEYS and k not in LINEAGE_KEYS}
+
+    def save(self, run_dir: Path) -> None:
+        from genlab.io import atomic_write_text
+
+        if (self.parent_dir / "tokenizer.json").is_file():
+            shutil.copyfile(self.parent_dir / "tokenizer.json", Path(run_dir) / "tokenizer.json")
+        atomic_write_text(Path(run_dir) / PAIRS_FILE, "".join(json.dumps(p, ensure_ascii=False) + "\n"
+                                                             for p in self.pairs))
+
+
+class PreferenceData(PreferencePairs):
+    """Preference pairs of token outputs: batches of (ids, targets, features, ref_logps), each (B, 2, ...).
+    `ids` holds the last block_size + 1 tokens of prompt and completion (the completion's end is kept),
+    `targets` the next token where it is the completion's (prompt and padding unscored). With a `reference`
+    model its log-probabilities are computed once (DPO)."""
+
     def __init__(self, pairs: list[dict], source: str, sampler, reference: nn.Module | None, block_size: int,
                  val_fraction: float, parent_dir: Path):
-        self.pairs, self.source, self.parent_dir = pairs, source, Path(parent_dir)
-        self.parent_config = sampler.config
+        super().__init__(pairs, source, sampler.config, parent_dir, val_fraction)
         rows = [[sampler.preference_tokens(p["prompt"], p[side]) for side in ("chosen", "rejected")] for p in pairs]
         T = min(block_size, max(len(ids) for pair in rows for ids, _, _ in pair) - 1)
         ids_ = np.zeros((len(rows), 2, T + 1), dtype=np.int64)
@@ -143,48 +194,9 @@ class PreferenceData:
                 ref = [torch.stack(pair_logps(reference.eval(), self._rows(slice(i, i + 64))), dim=1)
                        for i in range(0, len(rows), 64)]
             self.ref = torch.cat(ref)  # (N, 2): the frozen reference's log-probabilities
-        self.n_val = max(1, round(len(rows) * val_fraction)) if len(rows) > 1 else 0
-        self.n_train = len(rows) - self.n_val
-        self.content_hash = pairs_sha256(pairs)
 
     def _rows(self, index) -> tuple[torch.Tensor, ...]:
         return self.ids[index], self.y[index], self.features[index], self.ref[index]
-
-    def model_settings(self) -> dict:
-        from genlab.families import get_family
-
-        keys = get_family(self.parent_config["family"]).data_keys
-        return {k: v for k, v in self.parent_config["model"].items() if k in keys}
-
-    def batch(self, split: str, batch_size: int, generator: torch.Generator):
-        lo, hi = (0, self.n_train) if split == "train" or not self.n_val else (self.n_train, len(self.pairs))
-        return self._rows(lo + torch.randint(hi - lo, (batch_size,), generator=generator))
-
-    def items_in(self, batch) -> int:
-        return batch[0].shape[0]
-
-    @property
-    def train_items(self) -> int:
-        return self.n_train
-
-    def describe(self) -> dict:
-        return {"modality": self.parent_config.get("data", {}).get("modality", "text"), "source": self.source,
-                "kind": "preferences", "content_sha256": self.content_hash, "train_pairs": self.n_train,
-                "val_pairs": self.n_val}
-
-    def preprocessing(self) -> dict:
-        """The parent's preprocessing entries of config.json (its tokenizer): the run reads text as it did."""
-        from genlab.runs import LINEAGE_KEYS, TRAINER_KEYS
-
-        return {k: v for k, v in self.parent_config.items() if k not in TRAINER_KEYS and k not in LINEAGE_KEYS}
-
-    def save(self, run_dir: Path) -> None:
-        from genlab.io import atomic_write_text
-
-        if (self.parent_dir / "tokenizer.json").is_file():
-            shutil.copyfile(self.parent_dir / "tokenizer.json", Path(run_dir) / "tokenizer.json")
-        atomic_write_text(Path(run_dir) / PAIRS_FILE, "".join(json.dumps(p, ensure_ascii=False) + "\n"
-                                                             for p in self.pairs))
 
 
 class Objective:

@@ -107,9 +107,7 @@ def run_model(run_dir: Path, config: dict, folder: Path | None = None) -> nn.Mod
     if not lora:
         model = family.build(family.saved_config(config["model"]))
         if is_reward_run(config["train"].get("objective")):
-            from genlab.align.reward import RewardModel
-
-            model = RewardModel(model)
+            model = family.reward_model(model)
         load_model_tensors(model, folder / "model.safetensors")
         return model
     model = adapter_model(family, parent_of(run_dir, config).model(), lora)
@@ -126,6 +124,21 @@ def is_reward_run(objective: dict | None) -> bool:
 def learns_from_pairs(objective: dict | None) -> bool:
     """Whether a run trains on preference pairs (DPO, a reward model) rather than on its modality's data."""
     return bool(objective) and objective.get("method") in ("dpo", "reward")
+
+
+def held_out_source(run_dir: Path, config: dict) -> str | None:
+    """For a run trained on preference pairs (DPO), the data whose held-out split measures it: its first
+    ancestor's that trained on its modality's data. None for any other run: its own data does."""
+    run_dir = Path(run_dir)
+    if not learns_from_pairs(config["train"].get("objective")):
+        return None
+    while learns_from_pairs(config["train"].get("objective")):
+        parent = run_dir / config["train"]["parent"]
+        if not (parent / "config.json").is_file():
+            raise GenlabError(f"{run_dir} was aligned from {parent}, which is missing, and its held-out data is "
+                              "that run's; give the data to measure it on: genlab eval RUN --data DATA")
+        run_dir, config = parent, read_json(parent / "config.json")
+    return config["data"]["source"]
 
 
 def adapter_model(family, parent_model: nn.Module, lora: dict) -> nn.Module:
@@ -189,9 +202,9 @@ class FineTune:
         if self.parent is None:
             return family.build(model_config)  # resuming all weights: the checkpoint holds them
         if is_reward_run(self.cfg.objective):
-            from genlab.align.reward import RewardModel
-
-            return RewardModel(self.parent.model())  # the parent's backbone, a fresh head
+            backbone = self.parent.model()
+            family.begin_finetune(backbone)  # from the weights the parent samples with
+            return family.reward_model(backbone)  # the parent's backbone, a fresh head
         parent = self.parent
         if parent.family is not getattr(family, "family", family):
             raise GenlabError(f"{parent.run_dir} is a {parent.family.name} model; a fine-tune keeps its family")

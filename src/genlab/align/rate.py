@@ -3,7 +3,8 @@ the feedback store (align/store.py) with everything that made each sample.
 
 Which sample is shown on the left is random and recorded, because raters favour one side; the two samples
 differ only in their seed. A judge is any function (prompt, left, right) -> choice, so the terminal, the
-studio and a scripted rater in a benchmark all go through `rate`.
+studio and a scripted rater in a benchmark all go through `rate`. Texts and tunes are kept in the store;
+images are written as PNG files (with their provenance) into a folder beside it, and the judge sees their paths.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from pathlib import Path
 from genlab.errors import GenlabError
 
 CHOICES = {"a": "left", "b": "right", "t": "tie", "n": "both_bad", "s": "skip", "q": "quit"}
-Judge = Callable[[str, str, str], str]  # (prompt, left text, right text) -> left|right|tie|both_bad|skip|quit
+# (prompt, left, right) -> left|right|tie|both_bad|skip|quit; left and right are texts, or files' paths (images)
+Judge = Callable[[str, str, str], str]
 
 
 def tokenizer_sha256(run_dir: Path) -> str | None:
@@ -34,18 +36,19 @@ def rate(sampler, prompts: Iterable[str], store, judge: Judge, *, rater: str | N
     rng = random.Random(seed)
     counts = {"pairs": 0, "ties": 0, "both_bad": 0, "skipped": 0}
     tok = tokenizer_sha256(sampler.run_dir)
+    files = outputs_folder(store.path)
     for prompt in prompts:
         outputs = []
         for _ in range(2):
-            text = sampler.generate(prompt=prompt, seed=rng.randrange(2**31), **controls)
+            made = sampler.generate(prompt=prompt, seed=rng.randrange(2**31), **{"num_samples": 1, **controls})
             outputs.append({"model": str(sampler.run_dir), "checkpoint_sha256": sampler.checkpoint_sha256,
                             "tokenizer_sha256": tok, "modality": sampler.modality, "prompt": prompt,
-                            "content": sampler.content(text), "controls": dict(sampler.last_controls),
+                            **sampler.record_output(made, files), "controls": dict(sampler.last_controls),
                             "seed": sampler.last_seed})
         left = rng.choice("ab")
-        shown = outputs if left == "a" else outputs[::-1]
+        shown = [o.get("content") or o["file"] for o in (outputs if left == "a" else outputs[::-1])]
         t0 = time.perf_counter()
-        choice = judge(prompt, shown[0]["content"], shown[1]["content"])
+        choice = judge(prompt, shown[0], shown[1])
         latency = time.perf_counter() - t0
         if choice == "quit":
             break
@@ -63,6 +66,13 @@ def rate(sampler, prompts: Iterable[str], store, judge: Judge, *, rater: str | N
         store.record_comparison(output_a=outputs[0], output_b=outputs[1], prompt=prompt, left=left, winner=winner,
                                 rater=rater, latency_s=latency)
     return counts
+
+
+def outputs_folder(store_path: Path) -> Path:
+    """Where rated outputs that are files (images) are kept: beside the store, `feedback-outputs/` for
+    `feedback.sqlite`."""
+    store_path = Path(store_path)
+    return store_path.with_name(f"{store_path.stem}-outputs")
 
 
 def terminal_judge(read: Callable[[str], str] = input, write: Callable[[str], None] = print) -> Judge:

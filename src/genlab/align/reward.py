@@ -1,14 +1,16 @@
-"""Reward models: a scalar head on a token family's backbone, trained on preference pairs with the
-Bradley-Terry loss (Bradley & Terry 1952; as in Ouyang et al. 2022, "Training language models to follow
-instructions with human feedback"):
+"""Reward models: a scalar head on a family's backbone, trained on preference pairs with the Bradley-Terry loss
+(Bradley & Terry 1952; as in Ouyang et al. 2022, "Training language models to follow instructions with human
+feedback"):
 
     -log sigmoid(r(x, y_chosen) - r(x, y_rejected))
 
 so that sigmoid(r_a - r_b) is the probability that a person prefers a to b. The backbone starts from the
-run being rated (its knowledge of the data is what the head reads), and the head reads the mean of the final
-hidden states over the output's own tokens (the prompt's left out), so that what a sample holds anywhere
-counts (transformers' sequence classifiers read the last token; on our small models that measured no better).
-A reward run is a run like any other, whose family's loss is this one.
+run being rated (its knowledge of the data is what the head reads); each family says which reward model it
+takes (Family.reward_model). On a token model the head reads the mean of the final hidden states over the
+output's own tokens (the prompt's left out), so that what a sample holds anywhere counts (transformers'
+sequence classifiers read the last token; on our small models that measured no better); on a diffusion model
+it reads the U-Net's features of the clean image. A reward run is a run like any other, whose family's loss
+is this one.
 """
 
 from __future__ import annotations
@@ -46,16 +48,71 @@ class RewardModel(nn.Module):
         pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)  # (B, C)
         return self.head(pooled).squeeze(-1).float()
 
+    @staticmethod
+    def pair_inputs(batch) -> tuple:
+        """forward's inputs for the 2B rows of a PreferenceData batch (ids, targets, features, ...): the output's
+        tokens are those the targets score."""
+        ids, y, features = batch[0], batch[1], batch[2]
+        B, _, L = ids.shape
+        output = torch.cat([torch.zeros_like(y[..., :1], dtype=torch.bool), y != IGNORE], dim=-1)  # (B, 2, L)
+        return ids.reshape(2 * B, L), output.reshape(2 * B, L), features.reshape(2 * B, L) if features.numel() else None
 
-def pair_rewards(model: RewardModel, batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rewards (B,) of the chosen and rejected rows of a PreferenceData batch (ids, targets, features, ...): the
-    output's tokens are those the targets score."""
-    ids, y, features = batch[0], batch[1], batch[2]
-    B, _, L = ids.shape
-    output = torch.cat([torch.zeros_like(y[..., :1], dtype=torch.bool), y != IGNORE], dim=-1)  # (B, 2, L)
-    f = features.reshape(2 * B, L) if features.numel() else None
-    r = model(ids.reshape(2 * B, L), output.reshape(2 * B, L), f).view(B, 2)
-    return r[:, 0], r[:, 1]
+    def inputs_for(self, reader, prompt: str, outputs: list) -> tuple:
+        """forward's inputs for outputs of `prompt` (texts, or what the reader's generate() returned), read into
+        tokens by `reader`, the backbone's sampler; the last max_context tokens of each, so its end stays."""
+        rows = [reader.preference_tokens(prompt, o if isinstance(o, str) else reader.content(o)) for o in outputs]
+        L = max(len(ids) for ids, _, _ in rows)
+        L = min(self.backbone.max_context or L, L)
+        ids = torch.zeros(len(rows), L, dtype=torch.long)
+        output = torch.zeros(len(rows), L, dtype=torch.bool)
+        features = torch.zeros(len(rows), L, dtype=torch.long)
+        for i, (row, n_prompt, f) in enumerate(rows):
+            start = max(0, len(row) - L)
+            n = len(row) - start
+            ids[i, :n] = torch.as_tensor(row[start:])
+            output[i, :n] = torch.arange(start, len(row)) >= n_prompt
+            if f is not None:
+                features[i, :n] = torch.as_tensor(f[start:])
+        return ids, output, features if any(f is not None for _, _, f in rows) else None
+
+
+class ImageRewardModel(nn.Module):
+    """backbone.features(images) (B, D), what an image model sees in a picture -> a linear head -> a reward (B,).
+    The prompt of an image is its class at most, and the image shows it, so only the image is read."""
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(backbone.feature_dim, 1)
+        nn.init.normal_(self.head.weight, std=0.02)
+        nn.init.zeros_(self.head.bias)
+
+    @property
+    def config(self):
+        return self.backbone.config
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """images (B, C, H, W) in [-1, 1] -> rewards (B,)."""
+        return self.head(self.backbone.features(images)).squeeze(-1).float()
+
+    @staticmethod
+    def pair_inputs(batch) -> tuple:
+        """forward's input for the 2B images of an image preference batch (images (B, 2, C, H, W),)."""
+        images = batch[0]
+        return (images.reshape(-1, *images.shape[2:]),)
+
+    def inputs_for(self, reader, prompt: str, outputs: list) -> tuple:
+        """forward's input for images (PIL images, or files) read the way the backbone saw its data."""
+        return (torch.stack([reader.read_image(o) for o in outputs]),)
+
+
+def pair_rewards(model: nn.Module, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rewards (B,) of the chosen and rejected rows of a preference batch. The inputs come from the reward model
+    itself (under a DDP wrapper: the module inside it) and the forward pass goes through `model`."""
+    from genlab.families.base import core
+
+    rewards = model(*core(model).pair_inputs(batch)).view(-1, 2)
+    return rewards[:, 0], rewards[:, 1]
 
 
 class RewardObjective(Objective):
@@ -141,19 +198,6 @@ class RewardScorer:
                               f"reward {run_dir} --preferences STORE --out RM")
 
     @torch.no_grad()
-    def score(self, prompt: str, contents: list[str]) -> list[float]:
-        rows = [self.reader.preference_tokens(prompt, c) for c in contents]
-        limit = self.model.backbone.max_context or max(len(ids) for ids, _, _ in rows)
-        L = min(limit, max(len(ids) for ids, _, _ in rows))
-        ids = torch.zeros(len(rows), L, dtype=torch.long)
-        output = torch.zeros(len(rows), L, dtype=torch.bool)
-        features = torch.zeros(len(rows), L, dtype=torch.long)
-        for i, (row, n_prompt, f) in enumerate(rows):
-            start = max(0, len(row) - L)  # the last L tokens: the output's end stays
-            n = len(row) - start
-            ids[i, :n] = torch.as_tensor(row[start:])
-            output[i, :n] = torch.arange(start, len(row)) >= n_prompt
-            if f is not None:
-                features[i, :n] = torch.as_tensor(f[start:])
-        with_features = any(f is not None for _, _, f in rows)
-        return self.model(ids, output, features if with_features else None).tolist()
+    def score(self, prompt: str, outputs: list) -> list[float]:
+        """The reward of each output of `prompt`: texts, or what the model's generate() returned."""
+        return self.model(*self.model.inputs_for(self.reader, prompt, outputs)).tolist()

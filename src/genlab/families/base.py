@@ -63,6 +63,11 @@ class Family:
     def adopt_weights(self, model: nn.Module) -> None:
         """The weights were set outside training (a LoRA adapter merged in): make what derives from them agree."""
 
+    def reward_model(self, backbone: nn.Module) -> nn.Module:
+        """A scalar head on a trained model (genlab reward): the model that scores this family's outputs."""
+        raise GenlabError(f"the {self.name} family has no reward model yet; train one on a gpt, lstm or diffusion "
+                          "model")
+
     def make_optimizers(self, model: nn.Module, lr: float, weight_decay: float, betas, fused: bool):
         """One AdamW over all parameters; decay only matrices (nanoGPT's grouping)."""
         params = [p for p in model.parameters() if p.requires_grad]
@@ -107,7 +112,24 @@ class LanguageModelFamily(Family):
 
     batch_kind = "tokens"
 
+    def reward_model(self, backbone: nn.Module) -> nn.Module:
+        from genlab.align.reward import RewardModel
+
+        return RewardModel(backbone)
+
     def loss(self, model: nn.Module, batch) -> torch.Tensor:
         x, y, *features = batch
         logits = model(x, features=features[0]) if features else model(x)
         return nn.functional.cross_entropy(logits.view(-1, logits.size(-1)).float(), y.reshape(-1))
+
+
+def core(model: nn.Module) -> nn.Module:
+    """The family's own module inside a DistributedDataParallel or torch.compile wrapper: its attributes
+    (config, ema, sub-networks) are read there, while the forward pass goes through the wrapper."""
+    while True:
+        if hasattr(model, "_orig_mod"):  # torch.compile
+            model = model._orig_mod
+        elif isinstance(model, nn.parallel.DistributedDataParallel):
+            model = model.module
+        else:
+            return model

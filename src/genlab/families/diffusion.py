@@ -27,9 +27,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from genlab.errors import GenlabError
-from genlab.families.base import Family
+from genlab.families.base import Family, core
 from genlab.families.ema import EMA
-from genlab.families.image_base import ImageConfig, ImageFamily, core, held_out_noise
+from genlab.families.image_base import ImageConfig, ImageFamily, held_out_noise
 from genlab.families.schedulers import SAMPLERS, SCHEDULES, DDPMScheduler, make_betas
 
 # `genlab sample` defaults, chosen by measurement (bench/images.py, digits 16x16, 4 minutes of training on 2
@@ -122,14 +122,19 @@ class UNet(nn.Module):
         nn.init.zeros_(self.out[-1].weight)
         nn.init.zeros_(self.out[-1].bias)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def encode(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None):
+        """The down half and the middle: the features at the lowest resolution (B, 2w, s/4, s/4), the two skips
+        and the embedding of t (and y) that the up half takes."""
         emb = self.time_mlp(timestep_embedding(t, self.config.time_dim))  # (B, td)
         if self.label_emb is not None:
             emb = emb + self.label_emb(labels)
         h0 = self.down0(self.inp(x), emb)  # (B, w, s, s)
         h1 = self.down1(self.pool0(h0), emb)  # (B, 2w, s/2, s/2)
         h = self.mid1(self.pool1(h1), emb)  # (B, 2w, s/4, s/4)
-        h = self.mid2(self.attn(h), emb)
+        return self.mid2(self.attn(h), emb), (h0, h1), emb
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        h, (h0, h1), emb = self.encode(x, t, labels)
         h = self.upconv1(F.interpolate(h, scale_factor=2.0, mode="nearest"))  # (B, 2w, s/2, s/2)
         h = self.up1(torch.cat([h, h1], dim=1), emb)
         h = self.upconv0(F.interpolate(h, scale_factor=2.0, mode="nearest"))  # (B, 2w, s, s)
@@ -155,6 +160,17 @@ class Diffusion(nn.Module):
     @property
     def conditional(self) -> bool:
         return self.config.conditional
+
+    @property
+    def feature_dim(self) -> int:
+        return 2 * self.config.width
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """What the U-Net sees in clean images (t = 0, no label): its lowest-resolution features averaged over
+        the positions, (B, 2w). A reward model on this model reads them."""
+        t = torch.zeros(images.shape[0], dtype=torch.long, device=images.device)
+        labels = torch.full_like(t, self.null_label) if self.conditional else None
+        return self.unet.encode(images, t, labels)[0].mean(dim=(2, 3))
 
     @property
     def null_label(self) -> int:
@@ -264,6 +280,11 @@ class DiffusionFamily(ImageFamily):
             for p, avg in zip(model.unet.parameters(), model.ema.averages(), strict=True):
                 p.copy_(avg)
         model.ema.restart(model.unet)
+
+    def reward_model(self, backbone: Diffusion) -> nn.Module:
+        from genlab.align.reward import ImageRewardModel
+
+        return ImageRewardModel(backbone)
 
     def adopt_weights(self, model: Diffusion) -> None:
         model.ema.restart(model.unet)  # sampling's averaged weights are the merged ones

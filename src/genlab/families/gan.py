@@ -25,8 +25,9 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from genlab.errors import GenlabError
+from genlab.families.base import core
 from genlab.families.ema import EMA
-from genlab.families.image_base import ImageConfig, ImageFamily, core, held_out_noise
+from genlab.families.image_base import ImageConfig, ImageFamily, held_out_noise
 
 
 @dataclass

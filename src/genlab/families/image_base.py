@@ -68,14 +68,3 @@ def held_out_noise(model: nn.Module, device: torch.device):
         torch.manual_seed(20240601)
         yield
 
-
-def core(model: nn.Module) -> nn.Module:
-    """The family's own module inside a DistributedDataParallel or torch.compile wrapper: its attributes
-    (config, ema, sub-networks) are read there, while the forward pass goes through the wrapper."""
-    while True:
-        if hasattr(model, "_orig_mod"):  # torch.compile
-            model = model._orig_mod
-        elif isinstance(model, nn.parallel.DistributedDataParallel):
-            model = model.module
-        else:
-            return model

@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.families.image_base import ImageConfig, ImageFamily, core, held_out_noise, one_hot
+from genlab.families.base import core
+from genlab.families.image_base import ImageConfig, ImageFamily, held_out_noise, one_hot
 
 
 @dataclass

@@ -102,13 +102,22 @@ class ImageModel(Sampler):
 
     @torch.inference_mode()
     def generate(self, num_samples: int = 16, seed: int | None = None, label: int | str | None = None,
-                 interpolate: bool = False, output_type: str = "pil", **controls):
+                 interpolate: bool = False, output_type: str = "pil", prompt: str = "", **controls):
         """A PIL image, or a list of them when num_samples > 1; with output_type="pt" a tensor (N, C, H, W) in
         [-1, 1] (as diffusers' pipelines offer). interpolate=True walks from one noise to another in N steps.
+        A `prompt` (as rating and best-of-n pass one) is a class label, for a conditional model only. Each PIL
+        image carries its label and provenance in `image.info`.
 
         Controls depend on the family: diffusion takes sampler (ddpm|ddim), steps, guidance, eta and
         weights (ema|raw); gan takes weights; vae none.
         """
+        if prompt:
+            if not self.model.conditional:
+                raise GenlabError(f"this model was trained without labels, so it takes no prompt (got {prompt!r}); "
+                                  "leave the prompt empty")
+            if label is not None and str(label) != prompt:
+                raise GenlabError(f"the prompt {prompt!r} and --label {label} name two classes; give one of them")
+            label = prompt
         if output_type not in ("pil", "pt"):
             raise GenlabError(f"output_type must be pil (PIL images) or pt (a tensor), got {output_type!r}")
         if num_samples <= 0:
@@ -139,7 +148,59 @@ class ImageModel(Sampler):
         if output_type == "pt":
             return images
         pil = to_pil(images)
+        for i, image in enumerate(pil):
+            image.info["genlab"] = self.provenance(i)
+            if self.last_labels is not None:
+                image.info["label"] = self.last_labels[i]
         return pil[0] if num_samples == 1 else pil
+
+    def read_image(self, image) -> torch.Tensor:
+        """A PIL image or an image file as this model reads images: (C, H, W) in [-1, 1], of its size and colour."""
+        from PIL import Image, UnidentifiedImageError
+
+        from genlab.images.data import to_unit_range
+
+        size, mode = self.config["images"]["image_size"], "L" if self.config["images"]["channels"] == 1 else "RGB"
+        if not hasattr(image, "getpixel"):
+            path = Path(image)
+            try:
+                with Image.open(path) as im:
+                    image = im.convert(mode)
+            except FileNotFoundError:
+                raise GenlabError(f"the rated image {path} is missing; put it back, or rate this model again") from None
+            except (UnidentifiedImageError, OSError) as e:
+                raise GenlabError(f"the rated image {path} cannot be read ({e}); rate this model again") from None
+        if image.size != (size, size):
+            raise GenlabError(f"an image of {image.size[0]}x{image.size[1]} pixels was given to a model of "
+                              f"{size}x{size} images; rate images this model made")
+        return to_unit_range(from_pil(image.convert(mode)).permute(2, 0, 1))
+
+    def preference_data(self, pairs: list[dict], source: str, reference, block_size: int, val_fraction: float):
+        """Rated pairs of this model's images (files) as training data for a reward model."""
+        if reference is not None:
+            raise GenlabError("DPO aligns token models (text, music); align an image model with --method best-of-n "
+                              "--reward RM (genlab reward RUN --preferences STORE --out RM)")
+        from genlab.images.data import ImagePreferenceData
+
+        return ImagePreferenceData(pairs, source, self, val_fraction)
+
+    def record_output(self, output, folder: Path) -> dict:
+        """An image as the feedback store keeps it: a PNG with its provenance in `folder`, by path."""
+        folder = output_folder(folder)
+        record = output.info.get("genlab") or self.provenance()
+        path = free_name(folder, f"{self.run_dir.name}-seed{record.get('seed')}", ".png")
+        write_png(path, from_pil(output), record)
+        return {"file": str(path.resolve())}
+
+    def write_for_training(self, outputs: list, prompts: list[str], folder: Path) -> None:
+        """Each image as a PNG with its provenance: in a sub-folder named by its class for a conditional model
+        (a folder `genlab train` reads as labelled), all in `folder` otherwise."""
+        names = self.class_names
+        for i, image in enumerate(outputs):
+            label = image.info.get("label") if self.model.conditional else None
+            where = folder if label is None else folder / (names[label] if label < len(names) else str(label))
+            where.mkdir(parents=True, exist_ok=True)
+            write_png(where / f"sample-{i:05d}.png", from_pil(image), image.info.get("genlab") or self.provenance())
 
     @torch.inference_mode()
     def reconstruct(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
