@@ -126,13 +126,18 @@ def learns_from_pairs(objective: dict | None) -> bool:
     return bool(objective) and objective.get("method") in ("dpo", "reward")
 
 
+def is_aligned(objective: dict | None) -> bool:
+    """Whether a run was aligned (DPO, best-of-n) or is a reward model: what it trained on is not its domain."""
+    return bool(objective) and objective.get("method") in ("dpo", "reward", "best-of-n")
+
+
 def held_out_source(run_dir: Path, config: dict) -> str | None:
-    """For a run trained on preference pairs (DPO), the data whose held-out split measures it: its first
-    ancestor's that trained on its modality's data. None for any other run: its own data does."""
+    """For an aligned run (on preference pairs, or best-of-n's kept samples), the data whose held-out split
+    measures it: its first ancestor's that was not aligned. None for any other run: its own data does."""
     run_dir = Path(run_dir)
-    if not learns_from_pairs(config["train"].get("objective")):
+    if not is_aligned(config["train"].get("objective")):
         return None
-    while learns_from_pairs(config["train"].get("objective")):
+    while is_aligned(config["train"].get("objective")):
         parent = run_dir / config["train"]["parent"]
         if not (parent / "config.json").is_file():
             raise GenlabError(f"{run_dir} was aligned from {parent}, which is missing, and its held-out data is "
