@@ -21,8 +21,8 @@ as bars of the meter's length. Lengths are counted in the tokenizer's unit, an e
   ending (`[1`, `|1`) opens inside a repeat, holds plain bars up to its `:|`, and the second ending (`[2`
   right after that `:|`, or `:|2`) follows; music21 refuses to play repeats formed otherwise.
 - `</s>` only right after a closing bar line (not `|:` or an ending), with no chord, tuplet or broken
-  rhythm pending. An inline key `[K:...]` once, right after a closing bar line. No inline meter
-  `[M:3/4]`: the header's meter holds for the whole tune (music21 ignores an inline meter when it reads
+  rhythm pending. An inline key `[K:...]` once, right after a closing bar line, and a note after it. No
+  inline meter `[M:3/4]`: the header's meter holds for the whole tune (music21 ignores an inline meter when it reads
   tuplets and lays out measures, so such a tune could not be checked bar by bar; tunes that change
   meter are rare in folk corpora).
 - `M:none` (free meter): no bar-length rule, the rest as above.
@@ -310,6 +310,8 @@ class AbcMeterConstraint(StateConstraint):
         core = token.rstrip("0123456789")
         closes, opens = core.startswith(":"), core.endswith(":")
         if s.pos == 0:  # an empty bar: a repeat start after a bar line, or bar lines before the first note
+            if s.last == "field" and not self.lenient:
+                return None  # a bar of an inline key alone: music21 reads a measure of no length
             starts = not s.notes and core in ("|", "||", "[|", "|:")  # bar lines before the first note
             if not ((core == "|:" and s.last == "bar") or starts or self.lenient):
                 return None
