@@ -14,7 +14,9 @@ Music: a gpt on music:folk, stopped early so that it samples keys of every mode;
 whose K: field is a major key, and DPO (all weights) trains on the pairs. Images: an unconditional diffusion
 model on images:digits; the rater prefers the image that scikit-learn's classifier (logistic regression on
 the real digits) calls DIGIT; a reward model on the U-Net learns the pairs, and best-of-n keeps its best of n
-samples and fine-tunes on them (DPO is for token models). Its Fréchet distance is genlab's own (genlab eval).
+samples and fine-tunes on them (DPO is for token models). The Fréchet distance is in the features of genlab's
+eval classifier; as it grows with the class mix alone, real training digits of each run's own mix are
+measured beside it.
 
 The last line is one JSON object: preferred_rate_before, preferred_rate_after, ppl_before, ppl_after for text
 (the run the table marks as chosen), the figures of both text runs, and music_* and images_* figures.
@@ -29,6 +31,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import torch
 
 from genlab import api
 
@@ -144,6 +148,7 @@ def image_loop(a, root: Path) -> dict:
     from sklearn.linear_model import LogisticRegression
 
     from genlab.images.data import open_images, to_pixels
+    from genlab.images.evaluate import cached_classifier, frechet_distance
 
     digits = open_images("images:digits")
     clf = LogisticRegression(max_iter=3000, random_state=0).fit(
@@ -157,11 +162,24 @@ def image_loop(a, root: Path) -> dict:
         x, y = is_digit(left), is_digit(right)
         return "tie" if x == y else "left" if x else "right"
 
-    def measure(run: Path) -> tuple[float, float]:
+    # Fréchet distance in the features of genlab's eval classifier, against the real held-out digits. It
+    # grows with the class mix alone, so each run is set beside real training digits of its own mix
+    features, _ = cached_classifier(digits, root / "eval-classifier")
+    real = features.features(digits.images("val")[0])
+    train, labels = digits.images("train")
+
+    def same_mix_fd(share: float, n: int = 500) -> float:
+        g = torch.Generator().manual_seed(0)
+        ones, others = train[labels == a.digit], train[labels != a.digit]
+        k = round(n * share)
+        pick = torch.cat([ones[torch.randint(len(ones), (k,), generator=g)],
+                          others[torch.randint(len(others), (n - k,), generator=g)]])
+        return frechet_distance(real, features.features(pick))
+
+    def measure(run: Path) -> tuple[float, float, float]:
         images = api.load(run).generate(num_samples=500, seed=987_654, output_type="pt", **IMAGE_SAMPLE)
         share = float(np.mean(clf.predict(to_pixels(images).numpy().reshape(500, -1) / 255.0) == a.digit))
-        fd = api.evaluate(run, "images:digits", num_samples=500, seed=987_654, **IMAGE_SAMPLE)["frechet_distance"]
-        return share, fd
+        return share, frechet_distance(real, features.features(images)), same_mix_fd(share)
 
     t0 = time.perf_counter()
     parent = api.train("images:digits", family="diffusion", max_minutes=a.minutes, eval_interval=500, seed=0,
@@ -177,16 +195,17 @@ def image_loop(a, root: Path) -> dict:
     run = api.align(parent, method="best-of-n", reward=rm, n=8, num_prompts=256, sampling=IMAGE_SAMPLE,
                     out=root / "digits-best-of-n", max_steps=200, quiet=True)
     wall = time.perf_counter() - t0
-    (p0, fd0), (p1, fd1) = measure(parent), measure(run)
+    (p0, fd0, mix0), (p1, fd1, mix1) = measure(parent), measure(run)
     print(f"images: unconditional diffusion on images:digits, {a.minutes} min ({pretrain_s:.0f} s); rater prefers "
           f"the digit {a.digit} (scikit-learn's logistic regression on real digits); {4 * a.prompts} comparisons in "
           f"{rate_s:.0f} s: {counts['pairs']} pairs; reward model (held-out accuracy {accuracy:.2f}) and best of 8 "
           f"for 256 samples, fine-tuned 200 steps: {wall:.0f} s")
-    print(f"{'':12} {f'digit {a.digit} share':>15} {'Fréchet dist.':>14}")
-    print(f"{'parent':12} {p0:>15.3f} {fd0:>14.2f}")
-    print(f"{'best-of-n':12} {p1:>15.3f} {fd1:>14.2f}\n")
+    print(f"{'':12} {f'digit {a.digit} share':>15} {'Fréchet dist.':>14} {'real, same mix':>15} {'ratio':>6}")
+    print(f"{'parent':12} {p0:>15.3f} {fd0:>14.2f} {mix0:>15.2f} {fd0 / mix0:>6.2f}")
+    print(f"{'best-of-n':12} {p1:>15.3f} {fd1:>14.2f} {mix1:>15.2f} {fd1 / mix1:>6.2f}\n")
     return {"images_preferred_rate_before": p0, "images_preferred_rate_after": p1, "images_fd_before": fd0,
-            "images_fd_after": fd1, "images_pairs": counts["pairs"], "images_reward_accuracy": accuracy,
+            "images_fd_after": fd1, "images_same_mix_real_fd_before": mix0, "images_same_mix_real_fd_after": mix1,
+            "images_pairs": counts["pairs"], "images_reward_accuracy": accuracy,
             "images_rate_s": round(rate_s, 1), "images_align_wall_s": round(wall, 1)}
 
 
