@@ -104,9 +104,10 @@ def pairs_sha256(pairs: list[dict]) -> str:
 
 class PreferencePairs:
     """What preference pairs as the trainer's data share, whatever a pair holds: the split (the last
-    `val_fraction` of the pairs, at least one, held out), batches of pairs, and what the run keeps of them. A
-    subclass sets `content_hash` and gives `_rows(index)`: the tensors of those pairs, each (n, 2, ...) with
-    the chosen output in row 0 and the rejected one in row 1."""
+    `val_fraction` of the pairs, at least one, held out), batches of pairs, what the run keeps of them, and
+    `content_hash`, of the pairs as given (a subclass whose pairs name files hashes what the files hold). A
+    subclass gives `_rows(index)`: the tensors of those pairs, each (n, 2, ...) with the chosen output in row
+    0 and the rejected one in row 1."""
 
     unit = "pair"
     items = "pairs"

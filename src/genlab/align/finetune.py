@@ -134,16 +134,14 @@ def is_aligned(objective: dict | None) -> bool:
 def held_out_source(run_dir: Path, config: dict) -> str | None:
     """For an aligned run (on preference pairs, or best-of-n's kept samples), the data whose held-out split
     measures it: its first ancestor's that was not aligned. None for any other run: its own data does."""
-    run_dir = Path(run_dir)
-    if not is_aligned(config["train"].get("objective")):
-        return None
+    run_dir = start = Path(run_dir)
     while is_aligned(config["train"].get("objective")):
         parent = run_dir / config["train"]["parent"]
         if not (parent / "config.json").is_file():
             raise GenlabError(f"{run_dir} was aligned from {parent}, which is missing, and its held-out data is "
                               "that run's; give the data to measure it on: genlab eval RUN --data DATA")
         run_dir, config = parent, read_json(parent / "config.json")
-    return config["data"]["source"]
+    return None if run_dir == start else config["data"]["source"]
 
 
 def adapter_model(family, parent_model: nn.Module, lora: dict) -> nn.Module:

@@ -27,19 +27,28 @@ def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor) -> tuple[to
     return -F.logsigmoid(chosen - rejected).mean(), (chosen > rejected).float().mean()
 
 
-class RewardModel(nn.Module):
-    """backbone.body(ids) (B, T, C) -> the mean over each row's output tokens -> a linear head -> a reward (B,)."""
+class RewardHead(nn.Module):
+    """A backbone and a linear head from `width` features to one reward, starting near zero. A subclass says
+    what the head reads (forward), and how a preference batch (pair_inputs) and outputs (inputs_for) become
+    forward's inputs."""
 
-    def __init__(self, backbone: nn.Module):
+    def __init__(self, backbone: nn.Module, width: int):
         super().__init__()
         self.backbone = backbone
-        self.head = nn.Linear(backbone.config.n_embd, 1)
+        self.head = nn.Linear(width, 1)
         nn.init.normal_(self.head.weight, std=0.02)
         nn.init.zeros_(self.head.bias)
 
     @property
     def config(self):
         return self.backbone.config
+
+
+class RewardModel(RewardHead):
+    """backbone.body(ids) (B, T, C) -> the mean over each row's output tokens -> a linear head -> a reward (B,)."""
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__(backbone, backbone.config.n_embd)
 
     def forward(self, ids: torch.Tensor, output: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
         """ids (B, T) and `output` (B, T), true at the output's own tokens -> rewards (B,)."""
@@ -76,20 +85,12 @@ class RewardModel(nn.Module):
         return ids, output, features if any(f is not None for _, _, f in rows) else None
 
 
-class ImageRewardModel(nn.Module):
+class ImageRewardModel(RewardHead):
     """backbone.features(images) (B, D), what an image model sees in a picture -> a linear head -> a reward (B,).
     The prompt of an image is its class at most, and the image shows it, so only the image is read."""
 
     def __init__(self, backbone: nn.Module):
-        super().__init__()
-        self.backbone = backbone
-        self.head = nn.Linear(backbone.feature_dim, 1)
-        nn.init.normal_(self.head.weight, std=0.02)
-        nn.init.zeros_(self.head.bias)
-
-    @property
-    def config(self):
-        return self.backbone.config
+        super().__init__(backbone, backbone.feature_dim)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images (B, C, H, W) in [-1, 1] -> rewards (B,)."""

@@ -161,7 +161,9 @@ class ImageModel(Sampler):
         from genlab.images.data import to_unit_range
 
         size, mode = self.config["images"]["image_size"], "L" if self.config["images"]["channels"] == 1 else "RGB"
-        if not hasattr(image, "getpixel"):
+        if hasattr(image, "getpixel"):
+            image = image.convert(mode)
+        else:
             path = Path(image)
             try:
                 with Image.open(path) as im:
@@ -173,7 +175,7 @@ class ImageModel(Sampler):
         if image.size != (size, size):
             raise GenlabError(f"an image of {image.size[0]}x{image.size[1]} pixels was given to a model of "
                               f"{size}x{size} images; rate images this model made")
-        return to_unit_range(from_pil(image.convert(mode)).permute(2, 0, 1))
+        return to_unit_range(from_pil(image).permute(2, 0, 1))
 
     def preference_data(self, pairs: list[dict], source: str, reference, block_size: int, val_fraction: float):
         """Rated pairs of this model's images (files) as training data for a reward model."""
@@ -195,10 +197,9 @@ class ImageModel(Sampler):
     def write_for_training(self, outputs: list, prompts: list[str], folder: Path) -> None:
         """Each image as a PNG with its provenance: in a sub-folder named by its class for a conditional model
         (a folder `genlab train` reads as labelled), all in `folder` otherwise."""
-        names = self.class_names
         for i, image in enumerate(outputs):
             label = image.info.get("label") if self.model.conditional else None
-            where = folder if label is None else folder / (names[label] if label < len(names) else str(label))
+            where = folder if label is None else folder / self.class_names[label]
             where.mkdir(parents=True, exist_ok=True)
             write_png(where / f"sample-{i:05d}.png", from_pil(image), image.info.get("genlab") or self.provenance())
 
