@@ -24,6 +24,13 @@ from typing import Any, ClassVar
 
 from genlab.errors import GenlabError
 
+FLAG_NAMES = {"constraint": "no-constraint"}  # controls whose command-line flag is not simply their name
+
+
+def flag_name(control: str) -> str:
+    """A sampling control as genlab sample spells it: max_new_tokens -> --max-new-tokens."""
+    return "--" + FLAG_NAMES.get(control, control.replace("_", "-"))
+
 
 @dataclass
 class LoadedRun:
@@ -76,6 +83,14 @@ class Sampler:
 
     def generate(self, **controls):
         raise NotImplementedError
+
+    def check_controls(self, given) -> None:
+        """A one-line error for a control this sampler does not take (a text control given to an image model)."""
+        for key in given:
+            if key not in self.controls:
+                takes = ", ".join(flag_name(k) for k in self.controls)
+                raise GenlabError(f"{flag_name(key)} is not a control of {self.modality} models; leave it out "
+                                  f"(their controls: {takes})")
 
     def streams(self, controls: dict) -> bool:
         return False

@@ -89,6 +89,38 @@ def test_a_reward_model_on_images_and_best_of_n_raise_the_preferred_digit(tmp_pa
     assert not (tmp_path / "dpo").exists()
 
 
+def test_the_loop_on_an_image_run_from_the_command_line(tmp_path, digits_run, capsys, monkeypatch):
+    """genlab rate, reward and align --method best-of-n on images take the image controls, not text's."""
+    import io
+
+    from genlab.cli import main
+
+    store = tmp_path / "feedback.sqlite"
+    monkeypatch.setattr("sys.stdin", io.StringIO("a\nb\nt\nb\na\nb\na\nb\n"))
+    assert main(["rate", str(digits_run), "--store", str(store), "--repeat", "8", "--steps", "2"]) == 0
+    out, err = capsys.readouterr()
+    assert "kept 7 preferences, 1 ties" in err and "feedback-outputs" in out  # the judge is shown the files
+    with FeedbackStore(store, create=False, readonly=True) as kept:
+        assert {p["chosen"].endswith(".png") for p in kept.preference_pairs()} == {True}
+    assert "--max-new-tokens is not a control of images models" in user_error(
+        capsys, "rate", digits_run, "--store", store, "--max-new-tokens", "5")
+
+    assert main(["reward", str(digits_run), "--preferences", str(store), "--out", str(tmp_path / "rm"),
+                 "--max-steps", "2", "--val-fraction", "0.3", "--quiet"]) == 0
+    assert "pairwise accuracy" in capsys.readouterr().err
+    assert main(["align", str(digits_run), "--method", "best-of-n", "--reward", str(tmp_path / "rm"), "--n", "2",
+                 "--num-prompts", "3", "--steps", "2", "--max-steps", "2", "--out", str(tmp_path / "bon"),
+                 "--quiet"]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "bon")
+    assert json.loads((tmp_path / "bon" / "config.json").read_text())["train"]["objective"]["prompts"] == 3
+    assert "--temperature is not a control of images models" in user_error(
+        capsys, "align", digits_run, "--method", "best-of-n", "--reward", tmp_path / "rm", "--temperature", "0.9",
+        "--out", tmp_path / "bon2")
+    assert "sampling flags are for --method best-of-n" in user_error(
+        capsys, "align", digits_run, "--preferences", store, "--steps", "2", "--out", tmp_path / "dpo")
+    assert not (tmp_path / "bon2").exists() and not (tmp_path / "dpo").exists()
+
+
 def test_best_of_n_keeps_a_conditional_models_classes(tmp_path):
     from genlab.images.data import open_images
 

@@ -16,6 +16,7 @@ BEST_DIR = "best-of-n"
 def keep_best(sampler, scorer, prompts: list[str], n: int, seed: int = 0, **controls) -> dict:
     """For each prompt, n samples and the reward of each; the best sample per prompt is kept. Returns the kept
     outputs with their prompts, and the mean reward of all samples and of the kept ones."""
+    sampler.check_controls(controls)
     rng = random.Random(seed)
     kept, kept_prompts, every, best = [], [], [], []
     for prompt in prompts:

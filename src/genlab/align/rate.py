@@ -33,6 +33,7 @@ def rate(sampler, prompts: Iterable[str], store, judge: Judge, *, rater: str | N
          **controls) -> dict[str, int]:
     """For each prompt: two samples with different seeds, shown to `judge` in a random order, its choice
     recorded in `store` (one transaction per comparison). Returns how many of each choice were made."""
+    sampler.check_controls(controls)
     rng = random.Random(seed)
     counts = {"pairs": 0, "ties": 0, "both_bad": 0, "skipped": 0}
     tok = tokenizer_sha256(sampler.run_dir)
@@ -79,7 +80,11 @@ def terminal_judge(read: Callable[[str], str] = input, write: Callable[[str], No
     """Ask in the terminal: the two samples in two columns, then a / b / t(ie) / n (both bad) / s(kip) / q(uit)."""
 
     def judge(prompt: str, left: str, right: str) -> str:
-        write(side_by_side(prompt, left, right))
+        if all(Path(side).is_absolute() and Path(side).is_file() for side in (left, right)):
+            # files (images) are named whole, one per line, so the path can be copied into a viewer
+            write(f"prompt: {prompt!r}\n[a] {left}\n[b] {right}\n(open both to compare)")
+        else:
+            write(side_by_side(prompt, left, right))
         while True:
             answer = read("better? [a] left  [b] right  [t] tie  [n] both bad  [s] skip  [q] quit: ").strip().lower()
             if answer[:1] in CHOICES and answer:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 
+from genlab.cli.sample import add_image_flags, add_sampling_flags, given_controls
 from genlab.cli.train import TRAINING_FLAGS
 
 # the training flags a fine-tune may change; the parent's data reading and model stay as they were
@@ -41,11 +42,10 @@ def add_parsers(sub) -> None:
     p.add_argument("--n", type=int, default=8, help="best-of-n: samples per prompt (default 8)")
     p.add_argument("--prompts", metavar="FILE", help="best-of-n: prompts, one per line (default: empty ones)")
     p.add_argument("--num-prompts", type=int, default=64, help="best-of-n without --prompts: how many (default 64)")
-    p.add_argument("--max-new-tokens", type=int, help="best-of-n: length of each sample")
-    p.add_argument("--temperature", type=float, help="best-of-n: sampling temperature")
     p.add_argument("--out", metavar="RUN2", help="the aligned run directory (default RUN-ft-dpo)")
     p.add_argument("--resume", metavar="RUN2", help="continue this alignment exactly where it stopped")
     _add_training_flags(p)
+    _add_sampling_flags(p, "best-of-n sampling (default: the run's own, as genlab sample)")
 
     p = sub.add_parser("reward", help="train a reward model (Bradley-Terry) on preferences, from a run's backbone")
     p.set_defaults(handler=run_reward)
@@ -61,11 +61,12 @@ def add_parsers(sub) -> None:
     p.add_argument("run", help="the run to sample from")
     p.add_argument("--prompt", help="the prompt to sample from (default: none)")
     p.add_argument("--prompts", metavar="FILE", help="a text file of prompts, one per line, rated in turn")
+    p.add_argument("--repeat", type=int, default=1, help="compare this many pairs for each prompt (default 1; "
+                   "answer q to stop early)")
     p.add_argument("--store", default="feedback.sqlite", help="the feedback store (default feedback.sqlite)")
     p.add_argument("--rater", help="your name, kept with each choice")
-    p.add_argument("--max-new-tokens", type=int, default=120, help="length of each sample (default 120)")
-    p.add_argument("--temperature", type=float, default=0.9, help="sampling temperature (default 0.9)")
     p.add_argument("--seed", type=int, default=0, help="seeds the samples' seeds and the sides (default 0)")
+    _add_sampling_flags(p, "sampling (default: the run's own, as genlab sample)")
 
     p = sub.add_parser("feedback", help="export or import the preference pairs of a feedback store")
     p.set_defaults(handler=run_feedback)
@@ -80,6 +81,12 @@ def add_parsers(sub) -> None:
     p.set_defaults(handler=run_merge)
     p.add_argument("run", metavar="RUN2", help="a LoRA fine-tune (genlab finetune --lora-rank)")
     p.add_argument("--out", required=True, metavar="RUN3", help="the new run directory")
+
+
+def _add_sampling_flags(p, title: str) -> None:
+    # each sample's seed comes from --seed, their number from the verb, and a class label from the prompt
+    add_sampling_flags(p.add_argument_group(title), leave_out=("seed", "num-samples"))
+    add_image_flags(p, leave_out=("label",))
 
 
 def _add_training_flags(p, lora: bool = True) -> None:
@@ -100,14 +107,17 @@ def run_align(a, argv: list[str]) -> None:
     from genlab import api
     from genlab.align.rate import read_prompts
     from genlab.errors import GenlabError
+    from genlab.modalities import flag_name
 
+    sampling = given_controls(a, leave_out=("seed",))  # --seed seeds the training
     skip = ("command", "handler", "run", "preferences", "out", "resume", "quiet", "method", "beta", "reward", "n",
-            "prompts", "num_prompts", "max_new_tokens", "temperature")
+            "prompts", "num_prompts", *sampling)
     settings = {k: v for k, v in vars(a).items() if k not in skip and v is not None}
     if a.resume is None and a.run is None:
         raise GenlabError("genlab align needs a run: genlab align RUN --preferences STORE --out RUN2")
-    sampling = {k: v for k, v in (("max_new_tokens", a.max_new_tokens), ("temperature", a.temperature))
-                if v is not None}
+    if sampling and a.method != "best-of-n":
+        raise GenlabError(f"{', '.join(map(flag_name, sampling))}: sampling flags are for --method best-of-n; "
+                          "DPO trains on the rated samples as they are, so leave them out")
     prompts = read_prompts(None, a.prompts) if a.prompts else None
     run = api.align(a.run, a.preferences, method=a.method, beta=a.beta, reward=a.reward, n=a.n, prompts=prompts,
                     num_prompts=a.num_prompts, sampling=sampling, out=a.out, resume=a.resume, quiet=a.quiet,
@@ -134,9 +144,13 @@ def run_reward(a, argv: list[str]) -> None:
 def run_rate(a, argv: list[str]) -> None:
     from genlab import api
     from genlab.align.rate import read_prompts
+    from genlab.errors import GenlabError
 
-    counts = api.rate(a.run, read_prompts(a.prompt, a.prompts), store=a.store, rater=a.rater, seed=a.seed,
-                      max_new_tokens=a.max_new_tokens, temperature=a.temperature)
+    if a.repeat < 1:
+        raise GenlabError(f"--repeat must be 1 or more, got {a.repeat}")
+    controls = given_controls(a, leave_out=("prompt", "seed"))  # --prompt(s) and --seed are rate's own
+    prompts = [prompt for prompt in read_prompts(a.prompt, a.prompts) for _ in range(a.repeat)]
+    counts = api.rate(a.run, prompts, store=a.store, rater=a.rater, seed=a.seed, **controls)
     print(f"genlab: kept {counts['pairs']} preferences, {counts['ties']} ties and {counts['both_bad']} both-bad in "
           f"{a.store} ({counts['skipped']} skipped)", file=sys.stderr)
 

@@ -35,14 +35,26 @@ IMAGE_FLAGS = [
 # every control flag, by its name in the samplers' `controls`; a run's sampler takes some of them
 CONTROLS = ("prompt", "stop", "interpolate", "truncate_prompt", "constraint",
             *(n.replace("-", "_") for n, _, _ in SAMPLING_FLAGS), *(n for n, _, _, _ in IMAGE_FLAGS))
-FLAG_NAMES = {"constraint": "no-constraint"}  # controls whose flag is not simply their name
 ESCAPES = {"\\n": "\n", "\\t": "\t", "\\r": "\r", "\\\\": "\\"}
 
 
-def add_image_flags(p) -> None:
+def add_image_flags(p, leave_out: tuple[str, ...] = ()) -> None:
     g = p.add_argument_group("images")
     for name, kind, choices, text in IMAGE_FLAGS:
-        g.add_argument(f"--{name}", type=kind, choices=choices, default=None, help=text)
+        if name not in leave_out:
+            g.add_argument(f"--{name}", type=kind, choices=choices, default=None, help=text)
+
+
+def add_sampling_flags(p, leave_out: tuple[str, ...] = ()) -> None:
+    """The sampling controls as flags, each None unless given, so a run's sampler keeps its own defaults."""
+    for name, kind, text in SAMPLING_FLAGS:
+        if name not in leave_out:
+            p.add_argument(f"--{name}", type=kind, default=None, help=text)
+
+
+def given_controls(a, leave_out: tuple[str, ...] = ()) -> dict:
+    """The control flags the user gave (the sampler checks that it takes them)."""
+    return {k: getattr(a, k) for k in CONTROLS if k not in leave_out and getattr(a, k, None) is not None}
 
 
 def add_parsers(sub) -> None:
@@ -54,8 +66,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--prompt-file", metavar="FILE", default=None, help="read the prompt from this UTF-8 file")
     p.add_argument("--truncate-prompt", action="store_true", default=None,
                    help="keep a too-long prompt's last tokens instead of refusing it (text)")
-    for name, kind, text in SAMPLING_FLAGS:
-        p.add_argument(f"--{name}", type=kind, default=None, help=text)
+    add_sampling_flags(p)
     p.add_argument("--stop", action="append", default=None,
                    help="stop at this string (repeatable); \\n, \\t, \\r and \\\\ mean newline, tab, return and a "
                         "backslash, so --stop '\\n\\n' stops at a blank line")
@@ -83,12 +94,8 @@ def run(a, argv: list[str]) -> None:
 
     a.prompt = read_prompt(a.prompt, a.prompt_file)
     m = api.load(a.run, checkpoint=a.checkpoint, device=a.device, precision=a.precision)
-    given = {k: getattr(a, k) for k in CONTROLS if getattr(a, k) is not None}
-    for key in given:
-        if key not in m.controls:
-            takes = ", ".join("--" + FLAG_NAMES.get(k, k.replace("_", "-")) for k in m.controls)
-            raise GenlabError(f"--{FLAG_NAMES.get(key, key.replace('_', '-'))} is not a control of {m.modality} "
-                              f"models; leave it out (their controls: {takes})")
+    given = given_controls(a)
+    m.check_controls(given)
     if a.renderer is not None and "renderer" not in m.write_options:
         raise GenlabError(f"--renderer is for music models, whose tunes are rendered to .wav; leave it out for "
                           f"{m.modality} models")
