@@ -241,6 +241,27 @@ def feedback_export(store: RunPath, out: RunPath, *, format: str = "trl", model:
         return export_preferences(kept, out, format=format, **({"model": model} if model else {}))
 
 
+def leaderboard(store: RunPath, *, bootstrap: int = 1000, seed: int = 0, modality: str | None = None) -> list[dict]:
+    """The models of a feedback store ranked from its pairwise votes, as Chatbot Arena ranks them: Bradley-Terry
+    ratings (mean 1000; 400 points are 10:1 odds) with 95% bootstrap intervals, games, wins and ties, best first.
+    Two outputs of one model (genlab rate's pairs) rank nothing and are left out. See genlab.align.leaderboard."""
+    from genlab.align.leaderboard import clean_battles, store_battles
+    from genlab.align.leaderboard import leaderboard as rank_models
+    from genlab.align.store import FeedbackStore
+
+    path = Path(store).expanduser()
+    if not path.exists():
+        raise GenlabError(f"no feedback store at {path}; vote between models in the studio's arena first (or give "
+                          "the store's path with --store)")
+    with FeedbackStore(path, create=False, readonly=True) as kept:
+        battles = clean_battles(store_battles(kept, modality))
+    if not battles:
+        which = f" of {modality} outputs" if modality else ""
+        raise GenlabError(f"{path} has no votes between two different models{which} (genlab rate compares two "
+                          "samples of one run, which ranks nothing); vote between models in the studio's arena first")
+    return rank_models(battles, bootstrap=bootstrap, seed=seed)
+
+
 def feedback_import(store: RunPath, file: RunPath, *, model: str = "imported") -> int:
     """Add the pairs of a TRL preference JSONL file to the store, all in one transaction. Returns the count."""
     from genlab.align.store import FeedbackStore, import_preferences

@@ -309,6 +309,20 @@ class FeedbackStore:
             pairs.append(pair)
         return pairs
 
+    def comparisons(self, *, modality: str | None = None) -> list[dict]:
+        """Every comparison, oldest first, with the model (and checkpoint) of each side: what a leaderboard is
+        computed from. With modality, only those whose two outputs are of that modality."""
+        sql = """SELECT c.id, c.winner, c.left, c.rater, a.model, a.checkpoint_sha256, b.model, b.checkpoint_sha256,
+                a.modality
+            FROM comparisons c JOIN outputs a ON a.id = c.output_a JOIN outputs b ON b.id = c.output_b
+            WHERE :modality IS NULL OR (a.modality = :modality AND b.modality = :modality)
+            ORDER BY c.id"""
+        with self._transaction(write=False) as db:
+            rows = db.execute(sql, {"modality": modality}).fetchall()
+        keys = ("comparison_id", "winner", "left", "rater", "model_a", "checkpoint_a", "model_b", "checkpoint_b",
+                "modality")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
     def counts(self) -> dict[str, int]:
         """How much feedback there is: outputs, ratings, comparisons, and pairs (comparisons with an a/b winner)."""
         with self._transaction(write=False) as db:

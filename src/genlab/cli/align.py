@@ -1,6 +1,6 @@
 """`genlab finetune` (train on from a run, all weights or a LoRA adapter), `genlab merge` (an adapter written
 into its parent's weights as a standalone run), `genlab rate` and `genlab feedback` (people's preferences, kept
-in a feedback store) and `genlab align` (DPO on them)."""
+in a feedback store), `genlab align` (DPO on them) and `genlab leaderboard` (the models ranked from their votes)."""
 
 from __future__ import annotations
 
@@ -76,6 +76,16 @@ def add_parsers(sub) -> None:
     p.add_argument("--format", default="trl", choices=["trl", "openai"],
                    help="export: trl (prompt, chosen, rejected; default) or openai (preference fine-tuning)")
     p.add_argument("--model", help="export: only pairs rated on this run; import: the name to file them under")
+
+    p = sub.add_parser("leaderboard", help="rank the models of a feedback store from its votes (Chatbot Arena's "
+                       "Bradley-Terry ratings with 95%% bootstrap intervals)")
+    p.set_defaults(handler=run_leaderboard)
+    p.add_argument("--store", default="feedback.sqlite", help="the feedback store (default feedback.sqlite)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="resamples for the 95%% intervals (default 1000; "
+                   "0: none)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the resampling (default 0)")
+    p.add_argument("--modality", help="only the votes on outputs of this modality (text, images, ...)")
+    p.add_argument("--json", action="store_true", help="print the leaderboard as JSON")
 
     p = sub.add_parser("merge", help="write a LoRA fine-tune as a standalone run (adapter merged into the parent)")
     p.set_defaults(handler=run_merge)
@@ -164,6 +174,28 @@ def run_feedback(a, argv: list[str]) -> None:
     else:
         n = api.feedback_import(a.store, a.file, model=a.model or "imported")
         print(f"genlab: imported {n} preference pairs into {a.store}", file=sys.stderr)
+
+
+def run_leaderboard(a, argv: list[str]) -> None:
+    import json
+
+    from genlab import api
+
+    rows = api.leaderboard(a.store, bootstrap=a.bootstrap, seed=a.seed, modality=a.modality)
+    print(json.dumps(rows, indent=2) if a.json else format_leaderboard(rows))
+
+
+def format_leaderboard(rows: list[dict]) -> str:
+    """The leaderboard as a table: rank, model, rating, 95% interval, games, wins, ties and win rate."""
+    header = ["RANK", "MODEL", "RATING", "95% CI", "GAMES", "WINS", "TIES", "WIN RATE"]
+    cells = [[str(r["rank"]), r["model"], f"{r['rating']:.0f}",
+              "-" if r["lower"] is None else f"{r['lower']:.0f} to {r['upper']:.0f}", str(r["games"]), str(r["wins"]),
+              str(r["ties"]), f"{r['wins'] / r['games']:.0%}"] for r in rows]
+    widths = [max(len(c[i]) for c in [header, *cells]) for i in range(len(header))]
+    right = {0, 2, 4, 5, 6, 7}  # numbers line up on the right
+    return "\n".join("   ".join(c.rjust(w) if i in right else c.ljust(w)
+                                for i, (c, w) in enumerate(zip(cell, widths, strict=True))).rstrip()
+                     for cell in [header, *cells])
 
 
 def run_finetune(a, argv: list[str]) -> None:
