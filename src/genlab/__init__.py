@@ -8,11 +8,16 @@
 __version__ = "0.1.0"
 
 _API = ("align", "evaluate", "export", "feedback_export", "feedback_import", "finetune", "import_run", "info",
-        "list_runs", "load", "merge", "presets", "rate", "reward", "reward_accuracy", "sample", "train")
+        "leaderboard", "list_runs", "load", "merge", "presets", "rate", "reward", "reward_accuracy", "sample", "serve",
+        "train")
 
 
 def __getattr__(name: str):
     # imported lazily so that `genlab --help` and the CLI's thread settings come before torch loads
+    if name == "serve":  # the package, callable: genlab.serve(runs, ...) runs the server
+        import genlab.serve
+
+        return genlab.serve
     if name in _API:
         from genlab import api
 

@@ -60,6 +60,7 @@ class Sampler:
     """
 
     controls: ClassVar[dict[str, Any]] = {}
+    serves: ClassVar[str | None] = None  # the HTTP API of genlab serve that makes these outputs
     write_options: ClassVar[dict[str, Any]] = {}
     default_out_dir: ClassVar[str | None] = None
 
@@ -115,6 +116,10 @@ class Sampler:
     def write_for_training(self, outputs: list, prompts: list[str], folder: Path) -> None:
         """Outputs as files this modality's reader takes back as training data (best-of-n fine-tunes on them)."""
         raise GenlabError(f"{self.modality} outputs cannot be trained on again yet; use a text or ABC music model")
+
+    def http_output(self, output) -> dict:
+        """One output as genlab serve's JSON answer carries it (text, base64 files), with its provenance."""
+        raise GenlabError(f"{self.modality} models are not served over HTTP yet")
 
     def content(self, output) -> str:
         """An output as the feedback store keeps it inline (text; ABC for tunes)."""

@@ -29,6 +29,13 @@ def cores_busy_now(seconds: float = 0.05) -> float:
     return 1.0 - (idle1 - idle0) / max(1, total1 - total0)
 
 
+def wait_passively() -> None:
+    """OpenMP threads wait passively, unless the user chose a policy: for a server, whose cores are shared with
+    its clients and other work at any moment (spinning threads were measured to lose most of their speed to one
+    busy core). Like wait_passively_when_busy, it must run before torch loads."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def wait_passively_when_busy() -> None:
     """Make OpenMP threads wait passively when other work keeps the cores busy right now.
 

@@ -40,6 +40,7 @@ def slerp(a: torch.Tensor, b: torch.Tensor, n: int) -> torch.Tensor:
 class ImageModel(Sampler):
     """A trained image model, ready to sample: `m.generate(...)`, `m.write(...)`, `m.model`."""
 
+    serves = "images"
     controls = {"num_samples": 64, "seed": None, "label": None, "interpolate": False, "steps": None,
                 "guidance": None, "eta": None, "sampler": None, "weights": None}
     default_out_dir = "samples"
@@ -194,6 +195,15 @@ class ImageModel(Sampler):
         write_png(path, from_pil(output), record)
         return {"file": str(path.resolve())}
 
+    def http_output(self, output) -> dict:
+        """An image for the HTTP API: a PNG with its provenance, base64 (OpenAI's b64_json), and its label."""
+        import base64
+
+        record = output.info.get("genlab") or self.provenance()
+        label = output.info.get("label")
+        return {"b64_json": base64.b64encode(png_bytes(from_pil(output), record)).decode("ascii"),
+                "label": None if label is None else (self.class_names or range(label + 1))[label], "provenance": record}
+
     def write_for_training(self, outputs: list, prompts: list[str], folder: Path) -> None:
         """Each image as a PNG with its provenance: in a sub-folder named by its class for a conditional model
         (a folder `genlab train` reads as labelled), all in `folder` otherwise."""
@@ -293,12 +303,18 @@ def make_grid(pixels: torch.Tensor, cols: int | None = None, pad: int = 2) -> to
 
 def write_png(path: Path, pixels: torch.Tensor, provenance: dict) -> None:
     """A PNG with tEXt chunks: genlab's provenance as JSON, plus the common Software/Comment keys."""
+    from genlab.io import atomic_write_bytes
+
+    atomic_write_bytes(path, png_bytes(pixels, provenance))
+
+
+def png_bytes(pixels: torch.Tensor, provenance: dict) -> bytes:
+    """write_png's file, in memory (the HTTP API sends it as base64)."""
     import io
 
     from PIL import Image
     from PIL.PngImagePlugin import PngInfo
 
-    from genlab.io import atomic_write_bytes
     from genlab.safety.provenance import describe
 
     arr = pixels.numpy()
@@ -309,4 +325,4 @@ def write_png(path: Path, pixels: torch.Tensor, provenance: dict) -> None:
     info.add_text("Comment", describe(provenance))
     buf = io.BytesIO()
     im.save(buf, format="PNG", pnginfo=info)
-    atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()

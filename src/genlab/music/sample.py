@@ -53,6 +53,7 @@ class Tune:
 class MusicModel(Sampler):
     """A trained music model: `m.generate(prompt, ...)` returns Tunes, `m.write(tunes, out_dir)` saves them."""
 
+    serves = "music"
     controls = {"prompt": "", "max_new_tokens": 512, "temperature": 0.8, "top_k": None, "top_p": None,
                 "repetition_penalty": 1.0, "stop": [], "seed": None, "num_samples": 1, "constraint": True}
     write_options = {"renderer": "auto"}
@@ -110,6 +111,21 @@ class MusicModel(Sampler):
     def content(self, tune: Tune) -> str:
         """A tune as the feedback store keeps it: its ABC (event models: its event tokens)."""
         return self.abc(tune) if self.tokenizer.kind == "abc" else " ".join(tune.tokens)
+
+    def http_output(self, tune: Tune, formats: tuple[str, ...] | None = None) -> dict:
+        """A tune for the HTTP API: its ABC as text, MIDI and WAV as base64, each with its provenance inside, as
+        write() makes them (a tune that cannot be converted has its ABC and the reason)."""
+        import base64
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="genlab-tune-") as folder:
+            paths = self.write(tune, folder, formats=formats)
+            files = {path.suffix[1:]: path.read_bytes() for path in paths}
+        out = {"abc": files["abc"].decode("utf-8") if "abc" in files else None, "error": tune.error,
+               "provenance": self.provenance(tune)}
+        out |= {f"{kind}_b64": base64.b64encode(files[kind]).decode("ascii") if kind in files else None
+                for kind in ("mid", "wav")}
+        return out
 
     def write_for_training(self, outputs: list[Tune], prompts: list[str], folder: Path) -> None:
         """Each tune as an .abc file (its prompt is in it): a folder `genlab train` reads."""

@@ -50,9 +50,11 @@ class TextSampler:
             if all(done):
                 break
         for i in range(num_samples):
-            text, _ = self._text(generated[i])
+            text, done[i] = self._text(generated[i])
             if len(text) > emitted[i]:
                 yield i, text[emitted[i] :]
+        # how each sample ended, for an API that reports it: the tokens drawn, and whether a stop string ended it
+        self.token_counts, self.stopped = [len(g) for g in generated], done
 
     def _text(self, ids: list[int]) -> tuple[str, bool]:
         text = self.tokenizer.decode(ids)
@@ -62,6 +64,8 @@ class TextSampler:
 
 class TextModel(Sampler):
     """A trained text model, ready to sample: `m.generate(...)`, `m.stream(...)`, `m.write(...)`, `m.model`."""
+
+    serves = "completions"
 
     controls = {"prompt": "", "max_new_tokens": 256, "temperature": 0.8, "top_k": None, "top_p": None,
                 "repetition_penalty": 1.0, "stop": [], "seed": None, "num_samples": 1, "truncate_prompt": False}
@@ -108,9 +112,14 @@ class TextModel(Sampler):
         generator, self.last_seed = make_generator(s.seed, self.device)
         self.last_controls = {"prompt": prompt, **{k: v for k, v in controls.items() if v is not None},
                               **({"truncate_prompt": True} if truncate_prompt else {})}
+        self.last_prompt_tokens = len(ids)
         steps = sample_tokens(self.decoder(s.num_samples), ids, s, generator)
         stop = [*s.stop, *getattr(self.tokenizer, "end_texts", [])]  # a tokenizer's end-of-text token ends a sample
-        yield from TextSampler(self.tokenizer, stop).pieces(steps, s.num_samples, incremental)
+        text = TextSampler(self.tokenizer, stop)
+        yield from text.pieces(steps, s.num_samples, incremental)
+        # OpenAI's usage and finish_reason for the samples just made (genlab serve reports them)
+        self.last_completion_tokens = text.token_counts
+        self.last_finish_reasons = ["stop" if stopped else "length" for stopped in text.stopped]
 
     def generate(self, prompt: str = "", **controls) -> str | list[str]:
         """Sample a continuation of `prompt` (the continuation only); a list when num_samples > 1."""
@@ -131,6 +140,9 @@ class TextModel(Sampler):
 
     def content(self, output: str) -> str:
         return output
+
+    def http_output(self, output: str) -> dict:
+        return {"text": output}
 
     def write_for_training(self, outputs: list[str], prompts: list[str], folder: Path) -> None:
         """Each sample, prompt and continuation, as one .txt file: a folder `genlab train` reads."""

@@ -1,0 +1,29 @@
+"""`genlab serve`: runs behind an OpenAI-compatible HTTP API and the studio page."""
+
+from __future__ import annotations
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("serve", help="serve runs over an OpenAI-compatible HTTP API, with the studio at /",
+                       description="Serve trained runs: OpenAI's /v1/completions and /v1/images/generations, "
+                       "genlab's /v1/music/generations, /v1/feedback into the feedback store, /health, /metrics "
+                       "and the studio page at /. Each run is loaded once, at start.")
+    p.set_defaults(handler=run)
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories to serve")
+    p.add_argument("--name", action="append", help="the name a run is served as (repeat once per run, in order; "
+                   "default: its folder's name)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--api-key", help="require this key as 'Authorization: Bearer KEY' (default: $GENLAB_API_KEY; "
+                   "none: open to whoever reaches the address)")
+    p.add_argument("--store", default="feedback.sqlite", help="the feedback store that ratings and arena votes go "
+                   "into (default feedback.sqlite)")
+    p.add_argument("--device", default="auto", help="auto (default: cuda where there is one), cpu or cuda")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8"], help="as for genlab sample")
+
+
+def run(a, argv: list[str]) -> None:
+    import genlab.serve
+
+    genlab.serve.serve(a.runs, names=a.name, host=a.host, port=a.port, api_key=a.api_key, store=a.store,
+                       device=a.device, precision=a.precision)

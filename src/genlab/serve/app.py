@@ -1,0 +1,501 @@
+"""The HTTP app of genlab serve: OpenAI's completions and images APIs, genlab's music API in the same style,
+feedback into the store, health and Prometheus metrics.
+
+Every model answers through its sampler's contract (genlab.modalities.Sampler): `serves` names the API that
+makes its outputs, `controls` the dials it takes, `http_output` an output as JSON. The routes never ask a
+model's modality or family. Errors have OpenAI's body, {"error": {"message", "type", "param", "code"}}: 400 for
+values a client got wrong, 401 for the key, 404 for an unknown model or output, 413 for a body too large, 429
+with Retry-After for a full queue; a 500 would be a bug.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from genlab.errors import GenlabError
+from genlab.serve.metrics import Metrics
+from genlab.serve.schemas import (
+    UNSUPPORTED_COMPLETION_FIELDS,
+    CompletionRequest,
+    FeedbackRequest,
+    ImageRequest,
+    MusicRequest,
+)
+from genlab.serve.workers import ModelWorker, QueueFull
+
+
+@dataclass
+class Limits:
+    """What one request may ask for: a client cannot make the server do unbounded work."""
+
+    max_tokens: int = 2048
+    max_n: int = 16  # samples per prompt
+    max_prompts: int = 16  # prompts in one completions request
+    max_prompt_chars: int = 65_536
+    max_stop: int = 4
+    max_stop_chars: int = 64
+    max_images: int = 64
+    max_steps: int = 1000
+    max_body_bytes: int = 1 << 20
+    max_queue: int = 64  # waiting requests per model
+    recent_outputs: int = 4096  # outputs kept in memory for feedback by id
+    retry_after_s: int = 1
+
+
+class ApiError(Exception):
+    """An answer in OpenAI's error shape."""
+
+    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error", param: str | None = None,
+                 code: str | None = None, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
+        self.headers = headers or {}
+
+    def response(self) -> JSONResponse:
+        body = {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+        return JSONResponse(body, status_code=self.status, headers=self.headers)
+
+
+@dataclass
+class Served:
+    name: str
+    sampler: Any
+    worker: ModelWorker
+
+
+def create_app(models: dict[str, Any], *, api_key: str | None = None, store: str | Path | None = None,
+               limits: Limits | None = None) -> FastAPI:
+    """The app serving `models` (name -> a sampler from genlab.load). `api_key`: required as a Bearer token on
+    /v1; `store`: the feedback store /v1/feedback writes into (None: feedback is refused)."""
+    limits = limits or Limits()
+    served = {name: Served(name, m, ModelWorker(name, m, limits.max_queue)) for name, m in models.items()}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        for s in served.values():
+            s.worker.close()
+
+    app = FastAPI(title="genlab", version=_version(), docs_url="/docs", redoc_url=None, lifespan=lifespan)
+    recent: OrderedDict[str, dict] = OrderedDict()  # output id -> what the store needs to keep it
+    metrics = Metrics(served)
+    feedback = FeedbackWriter(store) if store is not None else None
+    app.state.served, app.state.limits, app.state.metrics, app.state.feedback = served, limits, metrics, feedback
+
+    # -- errors in OpenAI's shape -----------------------------------------------------------------------------
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, e: ApiError):
+        return e.response()
+
+    @app.exception_handler(GenlabError)
+    async def genlab_error(request: Request, e: GenlabError):
+        return ApiError(400, str(e)).response()
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(request: Request, e: RequestValidationError):
+        problem = e.errors()[0] if e.errors() else {"loc": (), "msg": "invalid request"}
+        loc = [str(x) for x in problem.get("loc", ()) if x != "body"]
+        param = ".".join(loc) or None
+        message = problem.get("msg", "invalid request")
+        if problem.get("type") == "json_invalid":
+            message, param = "the body is not valid JSON", None
+        elif problem.get("type") == "extra_forbidden":
+            message = f"unknown field {param!r}; see GET /docs for the fields this API takes"
+        elif param:
+            message = f"{param}: {message}"
+        return ApiError(400, message, param=param).response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, e: StarletteHTTPException):
+        kind = "not_found_error" if e.status_code == 404 else "invalid_request_error"
+        return ApiError(e.status_code, str(e.detail), type=kind).response()
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, e: Exception):  # never for what a client sent: a bug to report
+        return ApiError(500, f"internal error ({type(e).__name__}: {e}); please report it", type="server_error"
+                        ).response()
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next):
+        t0 = time.perf_counter()
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > limits.max_body_bytes):
+            response = ApiError(413, f"the body is over {limits.max_body_bytes} bytes; send less",
+                                code="body_too_large").response()
+        else:
+            response = await call_next(request)
+        route = request.scope.get("route")
+        metrics.observe(getattr(route, "path", "other"), response.status_code, time.perf_counter() - t0)
+        return response
+
+    def authorized(request: Request) -> None:
+        if api_key is None:
+            return
+        given = request.headers.get("authorization", "")
+        scheme, _, token = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), api_key.encode()):
+            raise ApiError(401, "missing or wrong API key; send it as 'Authorization: Bearer KEY'",
+                           type="authentication_error", code="invalid_api_key")
+
+    def lookup(name: str, api: str) -> Served:
+        if name not in served:
+            raise ApiError(404, f"the model {name!r} is not served here; GET /v1/models lists them "
+                           f"({', '.join(served)})", type="not_found_error", param="model", code="model_not_found")
+        s = served[name]
+        if s.sampler.serves != api:
+            raise ApiError(400, f"{name} is a {s.sampler.modality} model: ask /v1/{API_PATHS[s.sampler.serves]}",
+                           param="model", code="wrong_endpoint")
+        return s
+
+    def submit(s: Served, job, emit=None):
+        try:
+            return s.worker.submit(job, emit)
+        except QueueFull:
+            raise ApiError(429, f"{s.name} has {limits.max_queue} requests waiting; retry in a moment",
+                           type="rate_limit_error", code="queue_full",
+                           headers={"Retry-After": str(limits.retry_after_s)}) from None
+
+    def keep(s: Served, output, prompt: str, seed: int | None, controls: dict) -> str:
+        """Remember an output by a new id, for /v1/feedback."""
+        output_id = "out-" + secrets.token_hex(12)
+        recent[output_id] = {"served": s, "output": output, "prompt": prompt, "seed": seed, "controls": controls}
+        while len(recent) > limits.recent_outputs:
+            recent.popitem(last=False)
+        return output_id
+
+    # -- the routes ---------------------------------------------------------------------------------------------
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok", "models": {n: {"queue": s.worker.depth} for n, s in served.items()}}
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    async def prometheus():
+        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/v1/models", dependencies=[Depends(authorized)])
+    async def list_models():
+        return {"object": "list", "data": [model_card(s) for s in served.values()]}
+
+    @app.get("/v1/models/{name}", dependencies=[Depends(authorized)])
+    async def one_model(name: str):
+        if name not in served:
+            raise ApiError(404, f"the model {name!r} is not served here", type="not_found_error", param="model",
+                           code="model_not_found")
+        return model_card(served[name])
+
+    @app.post("/v1/completions", dependencies=[Depends(authorized)])
+    async def completions(body: CompletionRequest):
+        s = lookup(body.model, "completions")
+        prompts, controls = completion_controls(body, s.sampler, limits)
+        created, request_id = int(time.time()), "cmpl-" + secrets.token_hex(12)
+        if body.stream:
+            return StreamingResponse(stream_completion(s, body, prompts, controls, created, request_id),
+                                     media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        job = submit(s, lambda sampler, emit, cancelled: [complete(sampler, p, controls) for p in prompts])
+        results = await job.future
+        choices, usage = [], {"prompt_tokens": 0, "completion_tokens": 0}
+        for prompt, result in zip(prompts, results, strict=True):
+            usage["prompt_tokens"] += result["prompt_tokens"]
+            for text, finish, tokens, provenance in result["samples"]:
+                usage["completion_tokens"] += tokens
+                choices.append({"index": len(choices), "text": text, "logprobs": None, "finish_reason": finish,
+                                "output_id": keep(s, text, prompt, result["seed"], result["controls"]),
+                                "provenance": provenance})
+        metrics.tokens(s.name, usage["completion_tokens"])
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        return {"id": request_id, "object": "text_completion", "created": created, "model": s.name,
+                "system_fingerprint": fingerprint(s), "choices": choices, "usage": usage}
+
+    async def stream_completion(s: Served, body: CompletionRequest, prompts: list[str], controls: dict,
+                                created: int, request_id: str):
+        pieces: asyncio.Queue = asyncio.Queue()
+
+        def run(sampler, emit, cancelled):
+            try:
+                for p in prompts:
+                    for i, piece in sampler.stream_samples(p, **controls):
+                        if cancelled.is_set():
+                            return  # the client left: the slot is free at once
+                        emit(("piece", i, piece))
+                    emit(("end", p, {"seed": sampler.last_seed, "controls": dict(sampler.last_controls),
+                                     "finish": list(sampler.last_finish_reasons),
+                                     "tokens": list(sampler.last_completion_tokens),
+                                     "prompt_tokens": sampler.last_prompt_tokens,
+                                     "provenance": [sampler.provenance_source.record(
+                                         sampler.last_seed, sampler.last_controls, index=i + 1)
+                                         for i in range(controls["num_samples"])]}))
+            except Exception as e:  # the headers are sent: the error goes into the stream
+                emit(("error", e))
+            finally:
+                emit(("done",))
+
+        job = submit(s, run, pieces.put_nowait)
+        n, offset, texts = controls["num_samples"], 0, {}
+        usage = {"prompt_tokens": 0, "completion_tokens": 0}
+
+        def chunk(choices: list[dict], **extra) -> str:
+            return "data: " + json.dumps({"id": request_id, "object": "text_completion", "created": created,
+                                          "model": s.name, "system_fingerprint": fingerprint(s),
+                                          "choices": choices, **extra}) + "\n\n"
+        try:
+            while True:
+                item = await pieces.get()
+                if item[0] == "done":
+                    break
+                if item[0] == "error":
+                    e = item[1]
+                    kind = "invalid_request_error" if isinstance(e, GenlabError) else "server_error"
+                    yield "data: " + json.dumps({"error": {"message": str(e), "type": kind, "param": None,
+                                                           "code": None}}) + "\n\n"
+                    break
+                if item[0] == "piece":
+                    _, i, piece = item
+                    texts[offset + i] = texts.get(offset + i, "") + piece
+                    yield chunk([{"index": offset + i, "text": piece, "logprobs": None, "finish_reason": None}])
+                else:
+                    _, prompt, end = item
+                    usage["prompt_tokens"] += end["prompt_tokens"]
+                    usage["completion_tokens"] += sum(end["tokens"])
+                    for i in range(n):
+                        text = texts.get(offset + i, "")
+                        output_id = keep(s, text, prompt, end["seed"], end["controls"])
+                        yield chunk([{"index": offset + i, "text": "", "logprobs": None,
+                                      "finish_reason": end["finish"][i], "output_id": output_id,
+                                      "provenance": end["provenance"][i]}])
+                    offset += n
+            metrics.tokens(s.name, usage["completion_tokens"])
+            if body.stream_options is not None and body.stream_options.include_usage:
+                usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+                yield chunk([], usage=usage)
+            yield "data: [DONE]\n\n"
+        finally:
+            job.cancelled.set()  # a no-op when it finished; frees the worker when the client went away
+
+    @app.post("/v1/images/generations", dependencies=[Depends(authorized)])
+    async def images(body: ImageRequest):
+        s = lookup(body.model, "images")
+        controls = image_controls(body, s.sampler, limits)
+
+        def run(sampler, emit, cancelled):
+            made = sampler.generate(**controls)
+            made = made if isinstance(made, list) else [made]
+            return [(image, sampler.http_output(image)) for image in made], sampler.last_seed, dict(
+                sampler.last_controls)
+
+        made, seed, used = await submit(s, run).future
+        data = [{**out, "revised_prompt": None, "output_id": keep(s, image, body.prompt, seed, used)}
+                for image, out in made]
+        return {"created": int(time.time()), "model": s.name, "data": data}
+
+    @app.post("/v1/music/generations", dependencies=[Depends(authorized)])
+    async def music(body: MusicRequest):
+        s = lookup(body.model, "music")
+        controls = music_controls(body, s.sampler, limits)
+        formats = tuple(body.formats) if body.formats else None
+
+        def run(sampler, emit, cancelled):
+            made = sampler.generate(**controls)
+            made = made if isinstance(made, list) else [made]
+            return [(tune, sampler.http_output(tune, formats)) for tune in made], sampler.last_seed, dict(
+                sampler.last_controls)
+
+        made, seed, used = await submit(s, run).future
+        data = [{**out, "output_id": keep(s, tune, body.prompt, seed, used)} for tune, out in made]
+        return {"created": int(time.time()), "model": s.name, "data": data}
+
+    @app.post("/v1/feedback", dependencies=[Depends(authorized)])
+    async def give_feedback(body: FeedbackRequest):
+        if feedback is None:
+            raise ApiError(400, "this server keeps no feedback; start it with genlab serve ... --store PATH")
+
+        def known(param: str, output_id: str) -> dict:
+            if output_id not in recent:
+                raise ApiError(404, f"no output {output_id!r} here: feedback names an output this server made "
+                               f"(it keeps the last {limits.recent_outputs})", type="not_found_error", param=param,
+                               code="output_not_found")
+            return recent[output_id]
+
+        if body.output_id is not None:
+            if body.output_a is not None or body.output_b is not None or body.winner is not None:
+                raise ApiError(400, "give a rating (output_id with score or thumbs) or a preference (output_a, "
+                               "output_b, winner), not both", param="output_id")
+            if (body.score is None) == (body.thumbs is None):
+                raise ApiError(400, "a rating needs exactly one of score (1 to 5) or thumbs (+1 or -1)",
+                               param="score")
+            kept = await asyncio.to_thread(feedback.rating, known("output_id", body.output_id), body)
+            return {"object": "feedback.rating", "id": kept, "output_id": body.output_id}
+        if body.output_a is None or body.output_b is None or body.winner is None:
+            raise ApiError(400, "feedback needs output_id with score or thumbs, or output_a, output_b and winner",
+                           param="output_id")
+        if body.output_a == body.output_b:
+            raise ApiError(400, "output_a and output_b are the same output; compare two", param="output_b")
+        a, b = known("output_a", body.output_a), known("output_b", body.output_b)
+        if a["prompt"] != b["prompt"]:
+            raise ApiError(400, "the two outputs answer different prompts; compare outputs of one prompt",
+                           param="output_b")
+        kept = await asyncio.to_thread(feedback.comparison, a, b, body)
+        return {"object": "feedback.comparison", "id": kept, "output_a": body.output_a, "output_b": body.output_b}
+
+    return app
+
+
+API_PATHS = {"completions": "completions", "images": "images/generations", "music": "music/generations"}
+
+
+def model_card(s: Served) -> dict:
+    m = s.sampler
+    about = {"modality": m.modality, "family": m.config.get("family"), "endpoint": f"/v1/{API_PATHS[m.serves]}",
+             "controls": m.controls, "context": getattr(m.model, "max_context", None),
+             "checkpoint_sha256": m.checkpoint_sha256}
+    return {"id": s.name, "object": "model", "created": int(m.weights_path.stat().st_mtime), "owned_by": "genlab",
+            "genlab": about}
+
+
+def fingerprint(s: Served) -> str:
+    return "genlab-" + s.sampler.checkpoint_sha256[:12]
+
+
+def complete(sampler, prompt: str, controls: dict) -> dict:
+    """One prompt's samples with what OpenAI reports of each: text, finish reason, tokens; and provenance."""
+    texts = sampler.generate(prompt=prompt, **controls)
+    texts = texts if isinstance(texts, list) else [texts]
+    provenance = [sampler.provenance_source.record(sampler.last_seed, sampler.last_controls, index=i + 1)
+                  for i in range(len(texts))]
+    return {"samples": list(zip(texts, sampler.last_finish_reasons, sampler.last_completion_tokens, provenance,
+                                strict=True)),
+            "seed": sampler.last_seed, "controls": dict(sampler.last_controls),
+            "prompt_tokens": sampler.last_prompt_tokens}
+
+
+def completion_controls(body: CompletionRequest, sampler, limits: Limits) -> tuple[list[str], dict]:
+    """The prompts and the sampler's controls of a completions request, checked against the limits."""
+    from genlab.sampling.logits import SamplingSettings
+
+    for name, allowed in UNSUPPORTED_COMPLETION_FIELDS.items():
+        value = getattr(body, name)
+        if value not in (allowed if isinstance(allowed, tuple) else (allowed,)):
+            raise ApiError(400, f"{name} is not supported by genlab; leave it out", param=name,
+                           code="unsupported_parameter")
+    prompts = [body.prompt] if isinstance(body.prompt, str) else list(body.prompt)
+    if not prompts:
+        raise ApiError(400, "prompt is an empty list; give a string or a list of strings", param="prompt")
+    if len(prompts) > limits.max_prompts:
+        raise ApiError(400, f"at most {limits.max_prompts} prompts per request, got {len(prompts)}", param="prompt")
+    if any(len(p) > limits.max_prompt_chars for p in prompts):
+        raise ApiError(413, f"a prompt is over {limits.max_prompt_chars} characters; shorten it", param="prompt",
+                       code="context_length_exceeded")
+    if body.n > limits.max_n:
+        raise ApiError(400, f"n is at most {limits.max_n}, got {body.n}", param="n")
+    max_tokens = 16 if body.max_tokens is None else body.max_tokens
+    if max_tokens > limits.max_tokens:
+        raise ApiError(400, f"max_tokens is at most {limits.max_tokens}, got {max_tokens}", param="max_tokens")
+    stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
+    if len(stop) > limits.max_stop or any(not x or len(x) > limits.max_stop_chars for x in stop):
+        raise ApiError(400, f"stop takes up to {limits.max_stop} non-empty strings of at most "
+                       f"{limits.max_stop_chars} characters", param="stop")
+    controls = {"max_new_tokens": max_tokens, "temperature": body.temperature, "top_p": body.top_p,
+                "top_k": body.top_k, "repetition_penalty": body.repetition_penalty, "stop": stop, "seed": body.seed,
+                "num_samples": body.n}
+    controls = {k: v for k, v in controls.items() if v is not None}
+    SamplingSettings(**controls).validate()
+    for p in prompts:
+        try:
+            sampler.encode_prompt(p)
+        except GenlabError as e:
+            too_long = "context" in str(e)
+            raise ApiError(400, str(e).replace("--truncate-prompt", "a shorter prompt"), param="prompt",
+                           code="context_length_exceeded" if too_long else None) from None
+    return prompts, controls
+
+
+def image_controls(body: ImageRequest, sampler, limits: Limits) -> dict:
+    if body.response_format == "url":
+        raise ApiError(400, "genlab serves images as b64_json only (it keeps no files to link to)",
+                       param="response_format")
+    if body.quality is not None or body.style is not None:
+        raise ApiError(400, "quality and style are not genlab controls; use steps and guidance",
+                       param="quality" if body.quality is not None else "style")
+    n = 1 if body.n is None else body.n
+    if n > limits.max_images:
+        raise ApiError(400, f"n is at most {limits.max_images} images, got {n}", param="n")
+    if body.steps is not None and body.steps > limits.max_steps:
+        raise ApiError(400, f"steps is at most {limits.max_steps}, got {body.steps}", param="steps")
+    side = sampler.config["images"]["image_size"]
+    if body.size is not None and body.size not in (f"{side}x{side}", "auto"):
+        raise ApiError(400, f"this model makes {side}x{side} images; ask for size {side}x{side}", param="size")
+    controls = {"prompt": body.prompt, "num_samples": n, "seed": body.seed, "steps": body.steps,
+                "guidance": body.guidance, "eta": body.eta, "sampler": body.sampler, "weights": body.weights}
+    controls = {k: v for k, v in controls.items() if v is not None}
+    for name in controls:
+        if name not in sampler.controls and name != "prompt":
+            raise ApiError(400, f"{name} is not a control of this model ({sampler.config.get('family')}); leave it "
+                           "out", param=name)
+    return controls
+
+
+def music_controls(body: MusicRequest, sampler, limits: Limits) -> dict:
+    from genlab.sampling.logits import SamplingSettings
+
+    if body.n > limits.max_n:
+        raise ApiError(400, f"n is at most {limits.max_n}, got {body.n}", param="n")
+    if body.max_tokens is not None and body.max_tokens > limits.max_tokens:
+        raise ApiError(400, f"max_tokens is at most {limits.max_tokens}, got {body.max_tokens}", param="max_tokens")
+    if len(body.prompt) > limits.max_prompt_chars:
+        raise ApiError(413, f"the prompt is over {limits.max_prompt_chars} characters", param="prompt")
+    controls = {"prompt": body.prompt, "num_samples": body.n, "max_new_tokens": body.max_tokens,
+                "temperature": body.temperature, "top_p": body.top_p, "top_k": body.top_k,
+                "repetition_penalty": body.repetition_penalty, "seed": body.seed, "constraint": body.constraint}
+    controls = {k: v for k, v in controls.items() if v is not None}
+    SamplingSettings(**{k: v for k, v in controls.items() if k not in ("prompt", "constraint")}).validate()
+    return controls
+
+
+class FeedbackWriter:
+    """Ratings and preferences into the feedback store, with what made each output (as genlab rate keeps them)."""
+
+    def __init__(self, path: str | Path):
+        from genlab.align.store import FeedbackStore
+
+        self.store = FeedbackStore(path)  # opened (and created or upgraded) once, at start: a bad path fails there
+        self.files = Path(self.store.path).with_name(f"{Path(self.store.path).stem}-outputs")
+
+    def record(self, kept: dict) -> dict:
+        from genlab.align.rate import tokenizer_sha256
+
+        m = kept["served"].sampler
+        return {"model": str(m.run_dir), "checkpoint_sha256": m.checkpoint_sha256,
+                "tokenizer_sha256": tokenizer_sha256(m.run_dir), "modality": m.modality, "prompt": kept["prompt"],
+                **m.record_output(kept["output"], self.files), "controls": kept["controls"], "seed": kept["seed"]}
+
+    def rating(self, kept: dict, body: FeedbackRequest) -> int:
+        output_id = self.store.add_output(**self.record(kept))
+        return self.store.add_rating(output_id, score=body.score, thumbs=body.thumbs, tags=body.tags,
+                                     reason=body.reason, rater=body.rater)
+
+    def comparison(self, a: dict, b: dict, body: FeedbackRequest) -> int:
+        *_, comparison_id = self.store.record_comparison(output_a=self.record(a), output_b=self.record(b),
+                                                         prompt=a["prompt"], left=body.left, winner=body.winner,
+                                                         rater=body.rater, latency_s=body.latency_s)
+        return comparison_id
+
+
+def _version() -> str:
+    from genlab import __version__
+
+    return __version__

@@ -1,0 +1,97 @@
+"""The request bodies genlab serve reads, in OpenAI's names (completions, images) and the same style for music
+and feedback. Unknown fields are refused, so a typo is an answer rather than a silently ignored dial; OpenAI
+fields genlab does not implement are accepted only at their default values."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SEED = Field(None, ge=0, lt=2**63, description="the same seed gives the same output")
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class StreamOptions(Body):
+    include_usage: bool = False
+
+
+class CompletionRequest(Body):
+    model: str
+    prompt: str | list[str] = ""
+    max_tokens: int | None = Field(16, ge=0, description="OpenAI's default, 16")
+    temperature: float | None = Field(None, ge=0)
+    top_p: float | None = Field(None, gt=0, le=1)
+    n: int = Field(1, ge=1)
+    stop: str | list[str] | None = None
+    seed: int | None = SEED
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    user: str | None = None
+    # genlab's own dials, sent by OpenAI clients as extra body fields
+    top_k: int | None = Field(None, ge=1)
+    repetition_penalty: float | None = Field(None, gt=0)
+    # OpenAI's, accepted at their defaults only
+    echo: bool = False
+    logprobs: int | None = None
+    best_of: int | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    logit_bias: dict[str, float] | None = None
+    suffix: str | None = None
+
+
+UNSUPPORTED_COMPLETION_FIELDS = {"echo": False, "logprobs": None, "best_of": (None, 1), "frequency_penalty": (None, 0),
+                                 "presence_penalty": (None, 0), "logit_bias": (None, {}), "suffix": (None, "")}
+
+
+class ImageRequest(Body):
+    model: str
+    prompt: str = Field("", description="a class name or label number for a conditional model, else empty")
+    n: int | None = Field(1, ge=1)
+    size: str | None = None
+    response_format: Literal["b64_json", "url"] | None = "b64_json"
+    user: str | None = None
+    seed: int | None = SEED
+    steps: int | None = Field(None, ge=1)
+    guidance: float | None = Field(None, ge=0)
+    eta: float | None = Field(None, ge=0)
+    sampler: Literal["ddim", "ddpm"] | None = None
+    weights: Literal["ema", "raw"] | None = None
+    quality: str | None = None  # OpenAI's, for its own models: accepted and ignored only when absent
+    style: str | None = None
+
+
+class MusicRequest(Body):
+    model: str
+    prompt: str = Field("", description="an ABC header such as 'M:6/8 K:Dmaj'")
+    n: int = Field(1, ge=1)
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0)
+    top_p: float | None = Field(None, gt=0, le=1)
+    top_k: int | None = Field(None, ge=1)
+    repetition_penalty: float | None = Field(None, gt=0)
+    seed: int | None = SEED
+    constraint: bool = True
+    formats: list[Literal["abc", "mid", "wav"]] | None = None
+    user: str | None = None
+
+
+class FeedbackRequest(Body):
+    """A rating of one earlier output (output_id with score or thumbs), or a preference between two
+    (output_a, output_b, winner; left says which was shown on the left)."""
+
+    output_id: str | None = None
+    score: int | None = Field(None, ge=1, le=5)
+    thumbs: Literal[-1, 1] | None = None
+    tags: list[str] = Field(default_factory=list, max_length=32)
+    output_a: str | None = None
+    output_b: str | None = None
+    winner: Literal["a", "b", "tie", "both_bad"] | None = None
+    left: Literal["a", "b"] = "a"
+    reason: str | None = Field(None, max_length=2000)
+    rater: str | None = Field(None, max_length=200)
+    latency_s: float | None = Field(None, ge=0)
