@@ -51,6 +51,13 @@ class KVCache:
         self.max_len = max_len
         self.pos = 0  # number of positions already filled
 
+    def put_row(self, row: int, other: KVCache, src: int = 0, length: int | None = None) -> None:
+        """Copy slots [0, length) of row `src` of `other` (default: its filled ones) into row `row`: a prompt
+        prefilled alone joins a batch decoded with `GPT.decode_rows`; `other` may be this cache (a row moves)."""
+        n = other.pos if length is None else length
+        for mine, theirs in zip(self.kv, other.kv, strict=True):
+            mine[:, row, :, :n] = theirs[:, src, :, :n]
+
 
 def matmul_attention(q, k, v, mask: torch.Tensor | None, is_causal: bool, dropout: float) -> torch.Tensor:
     """softmax(q k^T / sqrt(d)) v as two batched matmuls, the softmax in fp32.
@@ -214,6 +221,29 @@ class GPT(nn.Module):
             h = F.layer_norm(x, (C,), block.ln_2.weight, block.ln_2.bias)
             x = x + block.mlp.c_proj(F.gelu(block.mlp.c_fc(h), approximate=block.mlp.approximate))
         cache.pos += 1
+        return self.lm_head(F.layer_norm(x, (C,), tr.ln_f.weight, tr.ln_f.bias)).unsqueeze(1)
+
+    def decode_rows(self, idx: torch.Tensor, cache: KVCache, positions: torch.Tensor) -> torch.Tensor:
+        """decode_step() for rows at different lengths (continuous batching): the new token of row b, (B, 1),
+        goes to slot positions[b] of row b of the cache (its first B rows) and sees slots 0..positions[b] only.
+        Returns logits (B, 1, vocab); `cache.pos` is not used, each row's length is its position."""
+        tr = self.transformer
+        B, C, nh = idx.size(0), self.config.n_embd, self.config.n_head
+        S = int(positions.max()) + 1  # the slots any row may see
+        if S > min(cache.max_len, self.config.block_size):
+            raise ValueError(f"position {S - 1} is past the cache ({cache.max_len}) or block_size")
+        rows = torch.arange(B, device=idx.device)
+        mask = (torch.arange(S, device=idx.device) <= positions[:, None]).view(B, 1, 1, S)  # slots past a row's own
+        x = tr.wte.weight[idx[:, 0]] + tr.wpe.weight[positions]  # (B, C)
+        for i, block in enumerate(tr.h):
+            h = F.layer_norm(x, (C,), block.ln_1.weight, block.ln_1.bias)
+            qkv = block.attn.c_attn(h).view(B, 3, nh, 1, C // nh)
+            kv = cache.kv[i]  # (2, max_rows, nh, max_len, hd)
+            kv[:, rows, :, positions] = qkv[:, 1:, :, 0]  # (B, 2, nh, hd), each row at its own slot
+            y = F.scaled_dot_product_attention(qkv[:, 0], kv[0, :B, :, :S], kv[1, :B, :, :S], attn_mask=mask)
+            x = x + block.attn.c_proj(y.reshape(B, C))
+            h = F.layer_norm(x, (C,), block.ln_2.weight, block.ln_2.bias)
+            x = x + block.mlp.c_proj(F.gelu(block.mlp.c_fc(h), approximate=block.mlp.approximate))
         return self.lm_head(F.layer_norm(x, (C,), tr.ln_f.weight, tr.ln_f.bias)).unsqueeze(1)
 
 

@@ -34,9 +34,18 @@ class LSTMConfig:
 class LSTMState:
     """The (h, c) state of every layer, carried from one sampling step to the next."""
 
-    def __init__(self):
+    def __init__(self, batch_size: int = 1):
         self.hc: tuple[torch.Tensor, torch.Tensor] | None = None
         self.pos = 0
+        self.batch_size = batch_size
+
+    def put_row(self, row: int, other: LSTMState, src: int = 0, length: int | None = None) -> None:
+        """Copy row `src` of `other`'s state into row `row` (a prompt prefilled alone joins a batch; `other` may
+        be this state: a row moves). The state holds all history, so `length` is not needed."""
+        if self.hc is None:  # zeros, as nn.LSTM starts from
+            self.hc = tuple(t.new_zeros(t.size(0), self.batch_size, t.size(2)) for t in other.hc)
+        for mine, theirs in zip(self.hc, other.hc, strict=True):
+            mine[:, row] = theirs[:, src]
 
 
 class LSTM(nn.Module):
@@ -63,7 +72,7 @@ class LSTM(nn.Module):
         return None  # the state summarises any amount of history
 
     def new_cache(self, batch_size: int, max_len: int | None = None) -> LSTMState:
-        return LSTMState()
+        return LSTMState(batch_size)
 
     def forward(self, idx: torch.Tensor, cache: LSTMState | None = None, features: torch.Tensor | None = None
                 ) -> torch.Tensor:
@@ -83,6 +92,16 @@ class LSTM(nn.Module):
             cache.hc = hc
             cache.pos += idx.size(1)
         return self.drop(out)
+
+    def decode_rows(self, idx: torch.Tensor, cache: LSTMState, positions: torch.Tensor) -> torch.Tensor:
+        """One token per row, (B, 1), continuing the first B rows of a batch state (continuous batching), as
+        forward() would: rows are independent states, so `positions` (GPT's per-row lengths) is not needed."""
+        B, (h, c) = idx.size(0), cache.hc
+        rows = LSTMState(B)
+        rows.hc = (h[:, :B].contiguous(), c[:, :B].contiguous())
+        logits = self(idx, rows)
+        h[:, :B], c[:, :B] = rows.hc
+        return logits
 
 
 class LSTMFamily(LanguageModelFamily):
