@@ -202,7 +202,7 @@ class ImageModel(Sampler):
         record = output.info.get("genlab") or self.provenance()
         label = output.info.get("label")
         return {"b64_json": base64.b64encode(png_bytes(from_pil(output), record)).decode("ascii"),
-                "label": None if label is None else (self.class_names or range(label + 1))[label], "provenance": record}
+                "label": None if label is None else self.class_names[label], "provenance": record}
 
     def write_for_training(self, outputs: list, prompts: list[str], folder: Path) -> None:
         """Each image as a PNG with its provenance: in a sub-folder named by its class for a conditional model

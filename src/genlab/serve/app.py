@@ -212,7 +212,7 @@ def create_app(models: dict[str, Any], *, api_key: str | None = None, store: str
         choices, usage = [], {"prompt_tokens": 0, "completion_tokens": 0}
         for prompt, result in zip(prompts, results, strict=True):
             usage["prompt_tokens"] += result["prompt_tokens"]
-            for text, finish, tokens, provenance in result["samples"]:
+            for text, (finish, tokens, provenance) in zip(result["texts"], result["ends"], strict=True):
                 usage["completion_tokens"] += tokens
                 choices.append({"index": len(choices), "text": text, "logprobs": None, "finish_reason": finish,
                                 "output_id": keep(s, text, prompt, result["seed"], result["controls"]),
@@ -233,13 +233,7 @@ def create_app(models: dict[str, Any], *, api_key: str | None = None, store: str
                         if cancelled.is_set():
                             return  # the client left: the slot is free at once
                         emit(("piece", i, piece))
-                    emit(("end", p, {"seed": sampler.last_seed, "controls": dict(sampler.last_controls),
-                                     "finish": list(sampler.last_finish_reasons),
-                                     "tokens": list(sampler.last_completion_tokens),
-                                     "prompt_tokens": sampler.last_prompt_tokens,
-                                     "provenance": [sampler.provenance_source.record(
-                                         sampler.last_seed, sampler.last_controls, index=i + 1)
-                                         for i in range(controls["num_samples"])]}))
+                    emit(("end", p, finished(sampler)))
             except Exception as e:  # the headers are sent: the error goes into the stream
                 emit(("error", e))
             finally:
@@ -271,13 +265,11 @@ def create_app(models: dict[str, Any], *, api_key: str | None = None, store: str
                 else:
                     _, prompt, end = item
                     usage["prompt_tokens"] += end["prompt_tokens"]
-                    usage["completion_tokens"] += sum(end["tokens"])
-                    for i in range(n):
-                        text = texts.get(offset + i, "")
-                        output_id = keep(s, text, prompt, end["seed"], end["controls"])
-                        yield chunk([{"index": offset + i, "text": "", "logprobs": None,
-                                      "finish_reason": end["finish"][i], "output_id": output_id,
-                                      "provenance": end["provenance"][i]}])
+                    for i, (finish, tokens, provenance) in enumerate(end["ends"]):
+                        usage["completion_tokens"] += tokens
+                        output_id = keep(s, texts.get(offset + i, ""), prompt, end["seed"], end["controls"])
+                        yield chunk([{"index": offset + i, "text": "", "logprobs": None, "finish_reason": finish,
+                                      "output_id": output_id, "provenance": provenance}])
                     offset += n
             metrics.tokens(s.name, usage["completion_tokens"])
             if body.stream_options is not None and body.stream_options.include_usage:
@@ -372,13 +364,17 @@ def fingerprint(s: Served) -> str:
 
 
 def complete(sampler, prompt: str, controls: dict) -> dict:
-    """One prompt's samples with what OpenAI reports of each: text, finish reason, tokens; and provenance."""
+    """One prompt's samples, and what `finished` reports of them."""
     texts = sampler.generate(prompt=prompt, **controls)
-    texts = texts if isinstance(texts, list) else [texts]
+    return {"texts": texts if isinstance(texts, list) else [texts], **finished(sampler)}
+
+
+def finished(sampler) -> dict:
+    """What OpenAI reports of the samples a text sampler just made, with their provenance: per sample (finish
+    reason, tokens drawn, provenance record); and the seed, controls and prompt tokens they share."""
     provenance = [sampler.provenance_source.record(sampler.last_seed, sampler.last_controls, index=i + 1)
-                  for i in range(len(texts))]
-    return {"samples": list(zip(texts, sampler.last_finish_reasons, sampler.last_completion_tokens, provenance,
-                                strict=True)),
+                  for i in range(len(sampler.last_finish_reasons))]
+    return {"ends": list(zip(sampler.last_finish_reasons, sampler.last_completion_tokens, provenance, strict=True)),
             "seed": sampler.last_seed, "controls": dict(sampler.last_controls),
             "prompt_tokens": sampler.last_prompt_tokens}
 
