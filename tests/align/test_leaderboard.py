@@ -173,9 +173,9 @@ def test_store_battles(tmp_path):
     _fill(path, [("runs/img1", "runs/img2", "b")], modality="images")
     with FeedbackStore(path, create=False, readonly=True) as store:
         rows = store.comparisons()
-        assert rows[1] == {"comparison_id": 2, "winner": "both_bad", "left": "b", "rater": None, "model_a": "runs/b",
-                           "checkpoint_a": "b" * 64, "model_b": "runs/a", "checkpoint_b": "a" * 64,
-                           "modality": "text"}
+        assert rows[1] == {"comparison_id": 2, "winner": "both_bad", "left": "b", "rater": None, "reason": None,
+                           "latency_s": None, "model_a": "runs/b", "checkpoint_a": "b" * 64, "model_b": "runs/a",
+                           "checkpoint_b": "a" * 64, "modality": "text"}
         assert store_battles(store, "text") == [("runs/a", "runs/b", "a"), ("runs/b", "runs/a", "both_bad"),
                                                 ("runs/a", "runs/a", "b")]
         assert store_battles(store, "images") == [("runs/img1", "runs/img2", "b")]

@@ -13,7 +13,14 @@ import time
 import pytest
 
 from genlab.align import store as store_module
-from genlab.align.store import FeedbackStore, export_preferences, import_preferences, read_preference_file
+from genlab.align.store import (
+    FeedbackStore,
+    _insert_output,
+    _output_row,
+    export_preferences,
+    import_preferences,
+    read_preference_file,
+)
 from genlab.errors import GenlabError
 
 SHA_A, SHA_B = "a" * 64, "b" * 64
@@ -248,7 +255,7 @@ def test_newer_schema(tmp_path):
     raw.execute("PRAGMA user_version = 7")
     raw.close()
     message = _refused(path, "was written by a newer genlab")
-    assert message.endswith("(schema 7, this one reads up to 1); upgrade genlab")
+    assert message.endswith(f"(schema 7, this one reads up to {len(store_module.MIGRATIONS)}); upgrade genlab")
 
 
 def test_corrupted_store(tmp_path):
@@ -325,9 +332,16 @@ def test_bad_values(store, case):
 # -- migrations -------------------------------------------------------------------------------------------------
 
 
-def _v1_store(path):
-    with FeedbackStore(path) as store:
-        store.add_rating(store.add_output(**_out(content="x")), score=4)
+def _v1_store(path, monkeypatch):
+    """A store as genlab's first schema made it: a rating and a comparison."""
+    with monkeypatch.context() as m:
+        m.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:1])
+        with FeedbackStore(path) as store:
+            store.add_rating(store.add_output(**_out(content="x")), score=4)
+            with store._transaction() as db:
+                a, b = (_insert_output(db, _output_row(**_out(content=c))) for c in "ab")
+                db.execute("INSERT INTO comparisons (prompt, output_a, output_b, left, winner) VALUES ('', ?, ?, 'a', "
+                           "'b')", (a, b))
 
 
 def _columns(path, table):
@@ -336,30 +350,45 @@ def _columns(path, table):
             "PRAGMA user_version").fetchone()[0]
 
 
-def test_migration_to_version_2(tmp_path, monkeypatch):
+def test_a_first_schema_store_gains_comparison_reasons(tmp_path, monkeypatch):
     path = tmp_path / "feedback.sqlite"
-    _v1_store(path)
+    _v1_store(path, monkeypatch)
+    assert "reason" not in _columns(path, "comparisons")[0]
+    with FeedbackStore(path) as store:
+        assert [c["reason"] for c in store.comparisons()] == [None]  # the old vote is kept, without a reason
+        *_, kept = store.record_comparison(output_a=_out(content="c"), output_b=_out(content="d"), prompt="",
+                                           left="b", winner="tie", reason="both fine")
+        assert store.comparisons()[-1]["reason"] == "both fine" and kept == 2
+    columns, version = _columns(path, "comparisons")
+    assert version == len(store_module.MIGRATIONS) == 2 and "reason" in columns
+
+
+def test_migration_to_a_later_version(tmp_path, monkeypatch):
+    path = tmp_path / "feedback.sqlite"
+    _v1_store(path, monkeypatch)
+    FeedbackStore(path).close()
+    now = len(store_module.MIGRATIONS)
     seen = []
 
-    def v2(db):
+    def later(db):
         seen.append(db.in_transaction)
         db.execute("ALTER TABLE ratings ADD COLUMN weight REAL NOT NULL DEFAULT 1.0")
         db.execute("UPDATE ratings SET weight = 2.0")
 
-    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, v2])
-    _refused(path, "is at schema 1 and this genlab needs 2; open it once for writing", readonly=True)
+    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, later])
+    _refused(path, f"is at schema {now} and this genlab needs {now + 1}; open it once for writing", readonly=True)
     with FeedbackStore(path) as store:
         assert store.counts()["ratings"] == 1
-    FeedbackStore(path).close()  # already at 2: nothing runs again
+    FeedbackStore(path).close()  # already there: nothing runs again
     assert seen == [True]
     columns, version = _columns(path, "ratings")
-    assert version == 2 and "weight" in columns
+    assert version == now + 1 and "weight" in columns
     assert sqlite3.connect(path).execute("SELECT score, weight FROM ratings").fetchall() == [(4, 2.0)]
 
 
 def test_a_failing_migration_changes_nothing(tmp_path, monkeypatch):
     path = tmp_path / "feedback.sqlite"
-    _v1_store(path)
+    _v1_store(path, monkeypatch)
 
     def v2(db):
         db.execute("ALTER TABLE ratings ADD COLUMN weight REAL")
@@ -369,10 +398,13 @@ def test_a_failing_migration_changes_nothing(tmp_path, monkeypatch):
         raise ValueError("bad step")
 
     monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, v2, v3])
-    message = _refused(path, "cannot upgrade .* from schema 1 to 3 \\(bad step\\); it is left at schema 1, unchanged")
+    last = len(store_module.MIGRATIONS)
+    message = _refused(path, f"cannot upgrade .* from schema 1 to {last} \\(bad step\\); it is left at schema 1, "
+                       "unchanged")
     assert "\n" not in message
     columns, version = _columns(path, "ratings")
-    assert version == 1 and "weight" not in columns  # v2 rolled back with v3: all pending steps, one transaction
+    assert version == 1 and "weight" not in columns  # every pending step rolled back with the last: one transaction
+    assert "reason" not in _columns(path, "comparisons")[0]
     monkeypatch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:1])
     with FeedbackStore(path) as store:
         assert store.counts()["ratings"] == 1

@@ -94,8 +94,13 @@ def _create_v1(db: sqlite3.Connection) -> None:
     db.execute("INSERT INTO meta (key, value) VALUES ('application', ?)", (APPLICATION,))
 
 
+def _comparison_reason_v2(db: sqlite3.Connection) -> None:
+    """Version 2: a comparison keeps the rater's reason, as a rating does (the arena asks for one)."""
+    db.execute("ALTER TABLE comparisons ADD COLUMN reason TEXT")
+
+
 # MIGRATIONS[i] takes version i to i + 1. Append to change the schema; never edit a released step.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1, _comparison_reason_v2]
 
 _OUTPUT_FIELDS = ("model", "checkpoint_sha256", "tokenizer_sha256", "modality", "prompt", "content", "file",
                   "controls", "seed")
@@ -228,32 +233,31 @@ class FeedbackStore:
     def add_rating(self, output_id: int, *, score: int | None = None, thumbs: int | None = None,
                    tags: Iterable[str] = (), reason: str | None = None, rater: str | None = None) -> int:
         """Keep one person's judgement of one output: a score from 1 to 5 or thumbs up (+1) / down (-1); its id."""
-        if (score is None) == (thumbs is None):
-            raise GenlabError("a rating needs exactly one of score (1 to 5) or thumbs (+1 or -1)")
-        if score is not None and not (_is_int(score) and 1 <= score <= 5):
-            raise GenlabError(f"score must be a whole number from 1 to 5, not {score!r}")
-        if thumbs is not None and not (_is_int(thumbs) and thumbs in (1, -1)):
-            raise GenlabError(f"thumbs must be +1 (up) or -1 (down), not {thumbs!r}")
-        tags = list(tags) if isinstance(tags, list | tuple | set | frozenset) else tags
-        if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
-            raise GenlabError(f"tags must be a list of strings, not {tags!r}; e.g. tags=['funny', 'off-topic']")
-        _need_text("reason", reason, optional=True)
-        _need_text("rater", rater, optional=True)
+        values = _rating_values(score, thumbs, tags, reason, rater)
         _need_id("output_id", output_id)
         with self._transaction() as db:
             self._need_output(db, output_id)
-            rating_id = db.execute(
-                "INSERT INTO ratings (output_id, score, thumbs, tags, reason, rater) VALUES (?, ?, ?, ?, ?, ?)",
-                (output_id, score, thumbs, json.dumps(tags, ensure_ascii=False), reason, rater),
-            ).lastrowid
+            rating_id = _insert_rating(db, output_id, values)
         return rating_id
 
+    def record_rating(self, output: dict[str, Any], *, score: int | None = None, thumbs: int | None = None,
+                      tags: Iterable[str] = (), reason: str | None = None,
+                      rater: str | None = None) -> tuple[int, int]:
+        """Keep a new output (a dict of add_output's keyword arguments) and one rating of it in one transaction:
+        never a rating without its output, nor an orphan output. Returns (output id, rating id)."""
+        row = _output_row(**_output_keywords("output", output))
+        values = _rating_values(score, thumbs, tags, reason, rater)
+        with self._transaction() as db:
+            output_id = _insert_output(db, row)
+            rating_id = _insert_rating(db, output_id, values)
+        return output_id, rating_id
+
     def add_comparison(self, *, prompt: str, output_a: int, output_b: int, left: str, winner: str,
-                       rater: str | None = None, latency_s: float | None = None) -> int:
+                       rater: str | None = None, latency_s: float | None = None, reason: str | None = None) -> int:
         """Keep one side-by-side judgement of two outputs already in the store; its id."""
         _need_id("output_a", output_a)
         _need_id("output_b", output_b)
-        values = _comparison_values(prompt, left, winner, rater, latency_s)
+        values = _comparison_values(prompt, left, winner, rater, latency_s, reason)
         if output_a == output_b:
             raise GenlabError(f"output_a and output_b are both {output_a}; compare two different outputs")
         with self._transaction() as db:
@@ -263,14 +267,14 @@ class FeedbackStore:
         return comparison_id
 
     def record_comparison(self, *, output_a: dict[str, Any], output_b: dict[str, Any], prompt: str, left: str,
-                          winner: str, rater: str | None = None,
-                          latency_s: float | None = None) -> tuple[int, int, int]:
+                          winner: str, rater: str | None = None, latency_s: float | None = None,
+                          reason: str | None = None) -> tuple[int, int, int]:
         """Keep two new outputs (dicts of add_output's keyword arguments; prompt defaults to the comparison's) and
         the judgement between them in one transaction: never a comparison without its outputs, nor orphan outputs.
         Returns (output_a id, output_b id, comparison id)."""
         rows = [_output_row(**{"prompt": prompt, **_output_keywords(name, d)})
                 for name, d in (("output_a", output_a), ("output_b", output_b))]
-        values = _comparison_values(prompt, left, winner, rater, latency_s)
+        values = _comparison_values(prompt, left, winner, rater, latency_s, reason)
         with self._transaction() as db:
             a, b = (_insert_output(db, row) for row in rows)
             comparison_id = _insert_comparison(db, a, b, values)
@@ -312,15 +316,15 @@ class FeedbackStore:
     def comparisons(self, *, modality: str | None = None) -> list[dict]:
         """Every comparison, oldest first, with the model (and checkpoint) of each side: what a leaderboard is
         computed from. With modality, only those whose two outputs are of that modality."""
-        sql = """SELECT c.id, c.winner, c.left, c.rater, a.model, a.checkpoint_sha256, b.model, b.checkpoint_sha256,
-                a.modality
+        sql = """SELECT c.id, c.winner, c.left, c.rater, c.reason, c.latency_s, a.model, a.checkpoint_sha256, b.model,
+                b.checkpoint_sha256, a.modality
             FROM comparisons c JOIN outputs a ON a.id = c.output_a JOIN outputs b ON b.id = c.output_b
             WHERE :modality IS NULL OR (a.modality = :modality AND b.modality = :modality)
             ORDER BY c.id"""
         with self._transaction(write=False) as db:
             rows = db.execute(sql, {"modality": modality}).fetchall()
-        keys = ("comparison_id", "winner", "left", "rater", "model_a", "checkpoint_a", "model_b", "checkpoint_b",
-                "modality")
+        keys = ("comparison_id", "winner", "left", "rater", "reason", "latency_s", "model_a", "checkpoint_a", "model_b",
+                "checkpoint_b", "modality")
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def counts(self) -> dict[str, int]:
@@ -410,7 +414,7 @@ def import_preferences(store: FeedbackStore, path: str | os.PathLike[str], *, mo
         for pair in pairs:
             a, b = (_insert_output(db, _output_row(**source, prompt=pair["prompt"], content=pair[role]))
                     for role in ("chosen", "rejected"))
-            _insert_comparison(db, a, b, (pair["prompt"], "a", "a", None, None))
+            _insert_comparison(db, a, b, (pair["prompt"], "a", "a", None, None, None))
     return len(pairs)
 
 
@@ -517,17 +521,40 @@ def _output_keywords(name: str, d: Any) -> dict[str, Any]:
     return d
 
 
-def _comparison_values(prompt: str, left: str, winner: str, rater: str | None, latency_s: float | None) -> tuple:
+def _rating_values(score: int | None, thumbs: int | None, tags: Iterable[str], reason: str | None,
+                   rater: str | None) -> tuple:
+    if (score is None) == (thumbs is None):
+        raise GenlabError("a rating needs exactly one of score (1 to 5) or thumbs (+1 or -1)")
+    if score is not None and not (_is_int(score) and 1 <= score <= 5):
+        raise GenlabError(f"score must be a whole number from 1 to 5, not {score!r}")
+    if thumbs is not None and not (_is_int(thumbs) and thumbs in (1, -1)):
+        raise GenlabError(f"thumbs must be +1 (up) or -1 (down), not {thumbs!r}")
+    tags = list(tags) if isinstance(tags, list | tuple | set | frozenset) else tags
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        raise GenlabError(f"tags must be a list of strings, not {tags!r}; e.g. tags=['funny', 'off-topic']")
+    _need_text("reason", reason, optional=True)
+    _need_text("rater", rater, optional=True)
+    return score, thumbs, json.dumps(tags, ensure_ascii=False), reason, rater
+
+
+def _insert_rating(db: sqlite3.Connection, output_id: int, values: tuple) -> int:
+    return db.execute("INSERT INTO ratings (output_id, score, thumbs, tags, reason, rater) VALUES (?, ?, ?, ?, ?, ?)",
+                      (output_id, *values)).lastrowid
+
+
+def _comparison_values(prompt: str, left: str, winner: str, rater: str | None, latency_s: float | None,
+                       reason: str | None = None) -> tuple:
     _need_text("prompt", prompt)
     _need_choice("left", left, SIDES)
     _need_choice("winner", winner, WINNERS)
     _need_text("rater", rater, optional=True)
+    _need_text("reason", reason, optional=True)
     if latency_s is not None:
         if isinstance(latency_s, bool) or not isinstance(latency_s, int | float) or not math.isfinite(latency_s) \
                 or latency_s < 0:
             raise GenlabError(f"latency_s must be a number of seconds, 0 or more, not {latency_s!r}")
         latency_s = float(latency_s)
-    return prompt, left, winner, rater, latency_s
+    return prompt, left, winner, rater, latency_s, reason
 
 
 def _insert_output(db: sqlite3.Connection, row: tuple) -> int:
@@ -536,11 +563,11 @@ def _insert_output(db: sqlite3.Connection, row: tuple) -> int:
 
 
 def _insert_comparison(db: sqlite3.Connection, output_a: int, output_b: int, values: tuple) -> int:
-    prompt, left, winner, rater, latency_s = values
+    prompt, left, winner, rater, latency_s, reason = values
     return db.execute(
-        "INSERT INTO comparisons (prompt, output_a, output_b, left, winner, rater, latency_s) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (prompt, output_a, output_b, left, winner, rater, latency_s),
+        "INSERT INTO comparisons (prompt, output_a, output_b, left, winner, rater, latency_s, reason) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (prompt, output_a, output_b, left, winner, rater, latency_s, reason),
     ).lastrowid
 
 
