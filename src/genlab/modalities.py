@@ -121,6 +121,10 @@ class Sampler:
         """One output as genlab serve's JSON answer carries it (text, base64 files), with its provenance."""
         raise GenlabError(f"{self.modality} models are not served over HTTP yet")
 
+    def blind_output(self, output) -> dict:
+        """One output as the arena shows it before the vote: its content, with nothing that names its model."""
+        raise GenlabError(f"{self.modality} models cannot take part in the arena yet")
+
     def content(self, output) -> str:
         """An output as the feedback store keeps it inline (text; ABC for tunes)."""
         raise GenlabError(f"{self.modality} outputs are not rated in the terminal yet; rate a text model")

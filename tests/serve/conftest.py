@@ -62,3 +62,21 @@ def server(models, tmp_path_factory):
     running.store = store
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def arena(served_runs, models, tmp_path_factory):
+    """A server for the arena: two different text models (docs and other), the image and music models, a store,
+    and a seeded coin for the sides."""
+    from genlab.serve import create_app, load_models
+
+    root = tmp_path_factory.mktemp("arena")
+    other = api.train("text:pydocs", family="gpt", out=str(root / "other"), n_layer=1, n_head=2, n_embd=32,
+                      block_size=64, max_steps=5, eval_interval=5, eval_batches=1, seed=1, quiet=True)
+    served = {**models, **load_models([other])}
+    store = root / "feedback.sqlite"
+    app = create_app(served, store=store, arena_seed=0)
+    running = Running(app)
+    running.app, running.store, running.runs = app, store, {**served_runs, "other": other}
+    yield running
+    running.stop()

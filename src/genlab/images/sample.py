@@ -204,6 +204,12 @@ class ImageModel(Sampler):
         return {"b64_json": base64.b64encode(png_bytes(from_pil(output), record)).decode("ascii"),
                 "label": None if label is None else self.class_names[label], "provenance": record}
 
+    def blind_output(self, output) -> dict:
+        """The image as a PNG without text chunks (they name the model)."""
+        import base64
+
+        return {"b64_json": base64.b64encode(png_bytes(from_pil(output), None)).decode("ascii")}
+
     def write_for_training(self, outputs: list, prompts: list[str], folder: Path) -> None:
         """Each image as a PNG with its provenance: in a sub-folder named by its class for a conditional model
         (a folder `genlab train` reads as labelled), all in `folder` otherwise."""
@@ -308,8 +314,8 @@ def write_png(path: Path, pixels: torch.Tensor, provenance: dict) -> None:
     atomic_write_bytes(path, png_bytes(pixels, provenance))
 
 
-def png_bytes(pixels: torch.Tensor, provenance: dict) -> bytes:
-    """write_png's file, in memory (the HTTP API sends it as base64)."""
+def png_bytes(pixels: torch.Tensor, provenance: dict | None) -> bytes:
+    """write_png's file, in memory (the HTTP API sends it as base64); without provenance, no text chunks."""
     import io
 
     from PIL import Image
@@ -320,9 +326,10 @@ def png_bytes(pixels: torch.Tensor, provenance: dict) -> bytes:
     arr = pixels.numpy()
     im = Image.fromarray(arr[..., 0]) if arr.shape[-1] == 1 else Image.fromarray(arr)
     info = PngInfo()
-    info.add_text("genlab", json.dumps(provenance, sort_keys=True))
-    info.add_text("Software", provenance["generator"])
-    info.add_text("Comment", describe(provenance))
+    if provenance is not None:
+        info.add_text("genlab", json.dumps(provenance, sort_keys=True))
+        info.add_text("Software", provenance["generator"])
+        info.add_text("Comment", describe(provenance))
     buf = io.BytesIO()
     im.save(buf, format="PNG", pnginfo=info)
     return buf.getvalue()

@@ -127,6 +127,24 @@ class MusicModel(Sampler):
                 for kind in ("mid", "wav")}
         return out
 
+    def blind_output(self, tune: Tune) -> dict:
+        """The tune as ABC and WAV with no provenance inside (it names the model); an event model's tune as WAV."""
+        import base64
+        import tempfile
+
+        from genlab.music.synth import write_wav
+
+        abc = self.abc(tune) if "abc" in self.formats else None
+        if tune.notes is None and tune.error is None:
+            self.to_notes(tune)
+        if tune.error:
+            return {"abc": abc, "wav_b64": None, "error": tune.error}
+        with tempfile.TemporaryDirectory(prefix="genlab-tune-") as folder:
+            path = Path(folder) / "tune.wav"
+            write_wav(path, tune.notes, tune.qpm)
+            wav = path.read_bytes()
+        return {"abc": abc, "wav_b64": base64.b64encode(wav).decode("ascii"), "error": None}
+
     def write_for_training(self, outputs: list[Tune], prompts: list[str], folder: Path) -> None:
         """Each tune as an .abc file (its prompt is in it): a folder `genlab train` reads."""
         if self.tokenizer.kind != "abc":

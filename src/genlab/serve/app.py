@@ -21,20 +21,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pydantic
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from genlab.errors import GenlabError
+from genlab.serve.arena import Arena, Side
 from genlab.serve.metrics import Metrics
 from genlab.serve.schemas import (
     UNSUPPORTED_COMPLETION_FIELDS,
+    BattleRequest,
     CompletionRequest,
     FeedbackRequest,
     ImageRequest,
     MusicRequest,
+    VoteRequest,
 )
+from genlab.serve.studio import FILES, png_settings
 from genlab.serve.workers import ModelWorker, QueueFull
 
 
@@ -53,6 +59,7 @@ class Limits:
     max_body_bytes: int = 1 << 20
     max_queue: int = 64  # waiting requests per model
     recent_outputs: int = 4096  # outputs kept in memory for feedback by id
+    open_battles: int = 1024  # arena battles kept waiting for their vote
     retry_after_s: int = 1
 
 
@@ -78,9 +85,10 @@ class Served:
 
 
 def create_app(models: dict[str, Any], *, api_key: str | None = None, store: str | Path | None = None,
-               limits: Limits | None = None) -> FastAPI:
+               limits: Limits | None = None, arena_seed: int | None = None) -> FastAPI:
     """The app serving `models` (name -> a sampler from genlab.load). `api_key`: required as a Bearer token on
-    /v1; `store`: the feedback store /v1/feedback writes into (None: feedback is refused)."""
+    /v1; `store`: the feedback store /v1/feedback and the arena write into (None: both are refused);
+    `arena_seed`: seeds the arena's choice of sides (None: a fresh one)."""
     limits = limits or Limits()
     served = {name: Served(name, m, ModelWorker(name, m, limits.max_queue)) for name, m in models.items()}
 
@@ -94,7 +102,9 @@ def create_app(models: dict[str, Any], *, api_key: str | None = None, store: str
     recent: OrderedDict[str, dict] = OrderedDict()  # output id -> what the store needs to keep it
     metrics = Metrics(served)
     feedback = FeedbackWriter(store) if store is not None else None
+    arena = Arena(arena_seed, limits.open_battles)
     app.state.served, app.state.limits, app.state.metrics, app.state.feedback = served, limits, metrics, feedback
+    app.state.arena = arena
 
     # -- errors in OpenAI's shape -----------------------------------------------------------------------------
 
@@ -137,6 +147,8 @@ def create_app(models: dict[str, Any], *, api_key: str | None = None, store: str
         if length is not None and (not length.isdigit() or int(length) > limits.max_body_bytes):
             response = ApiError(413, f"the body is over {limits.max_body_bytes} bytes; send less",
                                 code="body_too_large").response()
+        elif length is None and "transfer-encoding" in request.headers:  # a body of unknown size: refuse, not read
+            response = ApiError(411, "send the body with a Content-Length header", code="length_required").response()
         else:
             response = await call_next(request)
         route = request.scope.get("route")
@@ -170,6 +182,11 @@ def create_app(models: dict[str, Any], *, api_key: str | None = None, store: str
                            type="rate_limit_error", code="queue_full",
                            headers={"Retry-After": str(limits.retry_after_s)}) from None
 
+    def need_store() -> FeedbackWriter:
+        if feedback is None:
+            raise ApiError(400, "this server keeps no feedback; start it with genlab serve ... --store PATH")
+        return feedback
+
     def keep(s: Served, output, prompt: str, seed: int | None, controls: dict) -> str:
         """Remember an output by a new id, for /v1/feedback."""
         output_id = "out-" + secrets.token_hex(12)
@@ -179,6 +196,12 @@ def create_app(models: dict[str, Any], *, api_key: str | None = None, store: str
         return output_id
 
     # -- the routes ---------------------------------------------------------------------------------------------
+
+    @app.get("/", include_in_schema=False)
+    async def studio():
+        return FileResponse(FILES / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/studio", StaticFiles(directory=FILES), name="studio")
 
     @app.get("/health")
     async def health():
@@ -313,8 +336,7 @@ def create_app(models: dict[str, Any], *, api_key: str | None = None, store: str
 
     @app.post("/v1/feedback", dependencies=[Depends(authorized)])
     async def give_feedback(body: FeedbackRequest):
-        if feedback is None:
-            raise ApiError(400, "this server keeps no feedback; start it with genlab serve ... --store PATH")
+        feedback = need_store()
 
         def known(param: str, output_id: str) -> dict:
             if output_id not in recent:
@@ -341,8 +363,98 @@ def create_app(models: dict[str, Any], *, api_key: str | None = None, store: str
         if a["prompt"] != b["prompt"]:
             raise ApiError(400, "the two outputs answer different prompts; compare outputs of one prompt",
                            param="output_b")
-        kept = await asyncio.to_thread(feedback.comparison, a, b, body)
+        kept = await asyncio.to_thread(feedback.comparison, a, b, left=body.left, winner=body.winner,
+                                       rater=body.rater, latency_s=body.latency_s, reason=body.reason)
         return {"object": "feedback.comparison", "id": kept, "output_a": body.output_a, "output_b": body.output_b}
+
+    # -- the arena and the studio's helpers ---------------------------------------------------------------------
+
+    async def arena_side(name: str, api: str, prompt: str, controls: dict, which: str) -> Side:
+        """One source's output, made and checked as its API's endpoint makes it, shown without its model."""
+        param = f"controls{'_b' if which == 'b' else ''}"
+        s = lookup(name, api)
+        for key in ("model", "prompt", "stream", "stream_options", "formats", "response_format"):
+            if key in controls:
+                raise ApiError(400, f"{param}.{key} is set by the arena; leave it out", param=f"{param}.{key}")
+        if controls.get("n", 1) != 1:
+            raise ApiError(400, "an arena battle shows one output per side; leave n out", param=f"{param}.n")
+        body_type, check = ARENA_APIS[api]
+        try:
+            body = body_type(model=name, prompt=prompt, **controls)
+        except pydantic.ValidationError as e:
+            problem = e.errors()[0]
+            where = ".".join(str(x) for x in problem.get("loc", ()))
+            raise ApiError(400, f"{param}.{where}: {problem.get('msg', 'invalid value')}",
+                           param=f"{param}.{where}") from None
+        checked = check(body, s.sampler, limits)
+
+        def run(sampler, emit, cancelled):
+            made = sampler.generate(**checked)
+            output = made[0] if isinstance(made, list) else made
+            return output, sampler.blind_output(output), sampler.last_seed, dict(sampler.last_controls)
+
+        output, blind, seed, used = await submit(s, run).future
+        return Side(s, output, blind, prompt, seed, used)
+
+    @app.post("/v1/arena/battles", dependencies=[Depends(authorized)])
+    async def open_battle(body: BattleRequest):
+        need_store()
+        if body.models is None:
+            names = [n for n, s in served.items() if s.sampler.serves == body.api]
+            if len(names) < 2:
+                raise ApiError(400, f"the arena needs two models that serve {body.api}; this server has "
+                               f"{len(names)} (name one model twice with controls_b to compare two settings)",
+                               param="models")
+            first, second = arena.pick(names)
+        else:
+            first, second = body.models
+            if first == second and body.controls_b is None:
+                raise ApiError(400, "one model on both sides needs two settings: give controls_b", param="controls_b")
+        controls = dict(body.controls)
+        if controls.get("seed") is None:  # one seed for both sides: a two-settings battle differs only in settings
+            controls["seed"] = secrets.randbelow(2**31)
+        controls_b = controls if body.controls_b is None else {"seed": controls["seed"], **body.controls_b}
+        sides = await asyncio.gather(arena_side(first, body.api, body.prompt, controls, "a"),
+                                     arena_side(second, body.api, body.prompt, controls_b, "b"))
+        return arena.open(body.api, body.prompt, *sides).shown()
+
+    @app.post("/v1/arena/battles/{battle_id}/vote", dependencies=[Depends(authorized)])
+    async def vote(battle_id: str, body: VoteRequest):
+        feedback = need_store()
+        battle = arena.battles.get(battle_id)
+        if battle is None:
+            raise ApiError(404, f"no open battle {battle_id!r} (the server keeps the last {limits.open_battles})",
+                           type="not_found_error", param="battle_id", code="battle_not_found")
+        if battle.voted:
+            raise ApiError(409, "this battle already has its vote; start a new one", param="battle_id",
+                           code="already_voted")
+        battle.voted = True  # before the write: a second vote meanwhile is refused, not stored twice
+        try:
+            comparison_id = await asyncio.to_thread(
+                feedback.comparison, battle.first.kept(), battle.second.kept(),
+                left="a" if battle.first_on_left else "b", winner=battle.stored_winner(body.winner), rater=body.rater,
+                latency_s=time.monotonic() - battle.shown_at, reason=body.reason)
+        except BaseException:
+            battle.voted = False
+            raise
+        a, b = battle.panes
+        return {"id": battle.id, "object": "arena.vote", "winner": body.winner, "comparison_id": comparison_id,
+                "a": a.reveal(), "b": b.reveal()}
+
+    @app.get("/v1/leaderboard", dependencies=[Depends(authorized)])
+    async def ranking(modality: str | None = None):
+        from genlab.align.leaderboard import leaderboard, store_battles
+
+        feedback = need_store()
+        names = {str(s.sampler.run_dir): name for name, s in served.items()}  # the store keeps run folders
+        battles = await asyncio.to_thread(store_battles, feedback.store, modality)
+        battles = [(names.get(a, a), names.get(b, b), winner) for a, b, winner in battles]
+        rows = await asyncio.to_thread(leaderboard, battles)
+        return {"object": "list", "modality": modality, "data": rows}
+
+    @app.post("/v1/studio/png-info", dependencies=[Depends(authorized)])
+    async def png_info(request: Request):
+        return png_settings(await request.body())
 
     return app
 
@@ -462,6 +574,16 @@ def music_controls(body: MusicRequest, sampler, limits: Limits) -> dict:
     return controls
 
 
+def arena_completion_controls(body: CompletionRequest, sampler, limits: Limits) -> dict:
+    prompts, controls = completion_controls(body, sampler, limits)
+    return {"prompt": prompts[0], **controls}
+
+
+# what the arena checks a side's controls as: the body of that API and its checks
+ARENA_APIS = {"completions": (CompletionRequest, arena_completion_controls), "images": (ImageRequest, image_controls),
+              "music": (MusicRequest, music_controls)}
+
+
 class FeedbackWriter:
     """Ratings and preferences into the feedback store, with what made each output (as genlab rate keeps them)."""
 
@@ -480,14 +602,14 @@ class FeedbackWriter:
                 **m.record_output(kept["output"], self.files), "controls": kept["controls"], "seed": kept["seed"]}
 
     def rating(self, kept: dict, body: FeedbackRequest) -> int:
-        output_id = self.store.add_output(**self.record(kept))
-        return self.store.add_rating(output_id, score=body.score, thumbs=body.thumbs, tags=body.tags,
-                                     reason=body.reason, rater=body.rater)
+        _, rating_id = self.store.record_rating(self.record(kept), score=body.score, thumbs=body.thumbs,
+                                                tags=body.tags, reason=body.reason, rater=body.rater)
+        return rating_id
 
-    def comparison(self, a: dict, b: dict, body: FeedbackRequest) -> int:
+    def comparison(self, a: dict, b: dict, **judgement) -> int:
+        """Both outputs and the judgement (left, winner, rater, latency_s, reason) in one transaction."""
         *_, comparison_id = self.store.record_comparison(output_a=self.record(a), output_b=self.record(b),
-                                                         prompt=a["prompt"], left=body.left, winner=body.winner,
-                                                         rater=body.rater, latency_s=body.latency_s)
+                                                         prompt=a["prompt"], **judgement)
         return comparison_id
 
 

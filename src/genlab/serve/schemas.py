@@ -4,7 +4,7 @@ fields genlab does not implement are accepted only at their default values."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -95,3 +95,21 @@ class FeedbackRequest(Body):
     reason: str | None = Field(None, max_length=2000)
     rater: str | None = Field(None, max_length=200)
     latency_s: float | None = Field(None, ge=0)
+
+
+class BattleRequest(Body):
+    """A blind battle: `models` two names (one name twice with controls_b: two settings of one model), or None for
+    two models of that API at random. `controls` take the fields of the API's own body (max_tokens, temperature,
+    steps, guidance, seed, ...); `controls_b`, when given, are the second source's."""
+
+    prompt: str = ""
+    api: Literal["completions", "images", "music"] = "completions"
+    models: list[str] | None = Field(None, min_length=2, max_length=2)
+    controls: dict[str, Any] = Field(default_factory=dict)
+    controls_b: dict[str, Any] | None = None
+
+
+class VoteRequest(Body):
+    winner: Literal["a", "b", "tie", "both_bad"] = Field(description="a: the left pane, b: the right one")
+    reason: str | None = Field(None, max_length=2000)
+    rater: str | None = Field(None, max_length=200)

@@ -141,7 +141,7 @@ class TextModel(Sampler):
     def content(self, output: str) -> str:
         return output
 
-    def http_output(self, output: str) -> dict:
+    def blind_output(self, output: str) -> dict:
         return {"text": output}
 
     def write_for_training(self, outputs: list[str], prompts: list[str], folder: Path) -> None:
