@@ -162,7 +162,7 @@ def test_32_concurrent_clients_are_all_answered(server):
 def test_a_full_queue_answers_429_with_retry_after(models):
     from genlab.serve import Limits, create_app
 
-    running = Running(create_app(models, limits=Limits(max_queue=1)))
+    running = Running(create_app(models, limits=Limits(max_queue=1, max_batch=1)))
     try:
         statuses, waits = [], []
 

@@ -58,6 +58,7 @@ class Limits:
     max_steps: int = 1000
     max_body_bytes: int = 1 << 20
     max_queue: int = 64  # waiting requests per model
+    max_batch: int = 32  # requests of one model decoded together (continuous batching; 1: one at a time)
     recent_outputs: int = 4096  # outputs kept in memory for feedback by id
     open_battles: int = 1024  # arena battles kept waiting for their vote
     retry_after_s: int = 1
@@ -90,7 +91,8 @@ def create_app(models: dict[str, Any], *, api_key: str | None = None, store: str
     /v1; `store`: the feedback store /v1/feedback and the arena write into (None: both are refused);
     `arena_seed`: seeds the arena's choice of sides (None: a fresh one)."""
     limits = limits or Limits()
-    served = {name: Served(name, m, ModelWorker(name, m, limits.max_queue)) for name, m in models.items()}
+    served = {name: Served(name, m, ModelWorker(name, m, limits.max_queue, limits.max_batch))
+              for name, m in models.items()}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -174,9 +176,9 @@ def create_app(models: dict[str, Any], *, api_key: str | None = None, store: str
                            param="model", code="wrong_endpoint")
         return s
 
-    def submit(s: Served, job, emit=None):
+    def submit(s: Served, job, emit=None, **batched):
         try:
-            return s.worker.submit(job, emit)
+            return s.worker.submit(job, emit, **batched)
         except QueueFull:
             raise ApiError(429, f"{s.name} has {limits.max_queue} requests waiting; retry in a moment",
                            type="rate_limit_error", code="queue_full",
@@ -205,7 +207,8 @@ def create_app(models: dict[str, Any], *, api_key: str | None = None, store: str
 
     @app.get("/health")
     async def health():
-        return {"status": "ok", "models": {n: {"queue": s.worker.depth} for n, s in served.items()}}
+        return {"status": "ok", "models": {n: {"queue": s.worker.depth, "batched": s.worker.rows,
+                                               "peak_batched": s.worker.peak_rows} for n, s in served.items()}}
 
     @app.get("/metrics", response_class=PlainTextResponse)
     async def prometheus():
@@ -227,44 +230,60 @@ def create_app(models: dict[str, Any], *, api_key: str | None = None, store: str
         s = lookup(body.model, "completions")
         prompts, controls = completion_controls(body, s.sampler, limits)
         created, request_id = int(time.time()), "cmpl-" + secrets.token_hex(12)
+        events: asyncio.Queue = asyncio.Queue()
+        job = start_completion(s, prompts, controls, events.put_nowait if body.stream else None)
         if body.stream:
-            return StreamingResponse(stream_completion(s, body, prompts, controls, created, request_id),
+            return StreamingResponse(stream_completion(s, body, job, events, controls["num_samples"], created,
+                                                       request_id),
                                      media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-        job = submit(s, lambda sampler, emit, cancelled: [complete(sampler, p, controls) for p in prompts])
-        results = await job.future
-        choices, usage = [], {"prompt_tokens": 0, "completion_tokens": 0}
-        for prompt, result in zip(prompts, results, strict=True):
-            usage["prompt_tokens"] += result["prompt_tokens"]
-            for text, (finish, tokens, provenance) in zip(result["texts"], result["ends"], strict=True):
-                usage["completion_tokens"] += tokens
-                choices.append({"index": len(choices), "text": text, "logprobs": None, "finish_reason": finish,
-                                "output_id": keep(s, text, prompt, result["seed"], result["controls"]),
-                                "provenance": provenance})
+        ends = await job.future
+        choices = [{"index": i, "text": end["text"], "logprobs": None, "finish_reason": end["finish_reason"],
+                    "output_id": keep(s, end["text"], end["controls"]["prompt"], end["seed"], end["controls"]),
+                    "provenance": end["provenance"]} for i, end in enumerate(ends)]
+        usage = completion_usage(ends, controls["num_samples"])
         metrics.tokens(s.name, usage["completion_tokens"])
-        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         return {"id": request_id, "object": "text_completion", "created": created, "model": s.name,
                 "system_fingerprint": fingerprint(s), "choices": choices, "usage": usage}
 
-    async def stream_completion(s: Served, body: CompletionRequest, prompts: list[str], controls: dict,
-                                created: int, request_id: str):
-        pieces: asyncio.Queue = asyncio.Queue()
+    def start_completion(s: Served, prompts: list[str], controls: dict, emit=None):
+        """The job making every choice of a completions request (prompt by prompt, n samples each): in the
+        model's running batch where it can join it, else whole and alone. Either way its result is one record
+        per choice (text, finish_reason, completion_tokens, provenance, seed, controls, prompt_tokens), and a
+        streaming job emits ("piece", choice index, text) and ("end", choice index, record)."""
+        sequences = [(p, controls) for p in prompts]
+        if controls["num_samples"] == 1 and s.worker.batches(sequences):
+            return submit(s, None, emit, sequences=sequences)
+        n = controls["num_samples"]
 
         def run(sampler, emit, cancelled):
-            try:
-                for p in prompts:
-                    for i, piece in sampler.stream_samples(p, **controls):
+            ends = []
+            for k, prompt in enumerate(prompts):
+                if emit is None:
+                    made = sampler.generate(prompt=prompt, **controls)
+                    texts = made if isinstance(made, list) else [made]
+                else:
+                    texts = [""] * n
+                    for i, piece in sampler.stream_samples(prompt, **controls):
                         if cancelled.is_set():
-                            return  # the client left: the slot is free at once
-                        emit(("piece", i, piece))
-                    emit(("end", p, finished(sampler)))
-            except Exception as e:  # the headers are sent: the error goes into the stream
-                emit(("error", e))
-            finally:
-                emit(("done",))
+                            return ends  # the client left: the model is free at once
+                        texts[i] += piece
+                        emit(("piece", k * n + i, piece))
+                for i, end in enumerate(sample_ends(sampler)):
+                    ends.append({"text": texts[i], **end})
+                    if emit is not None:
+                        emit(("end", k * n + i, ends[-1]))
+            return ends
 
-        job = submit(s, run, pieces.put_nowait)
-        n, offset, texts = controls["num_samples"], 0, {}
-        usage = {"prompt_tokens": 0, "completion_tokens": 0}
+        return submit(s, run, emit)
+
+    async def stream_completion(s: Served, body: CompletionRequest, job, events: asyncio.Queue, n: int,
+                                created: int, request_id: str):
+        def over(future: asyncio.Future) -> None:  # after every event the job emitted: the loop keeps their order
+            error = None if future.cancelled() else future.exception()
+            events.put_nowait(("error", error) if error is not None else ("done",))
+
+        job.future.add_done_callback(over)
+        ends = []
 
         def chunk(choices: list[dict], **extra) -> str:
             return "data: " + json.dumps({"id": request_id, "object": "text_completion", "created": created,
@@ -272,35 +291,31 @@ def create_app(models: dict[str, Any], *, api_key: str | None = None, store: str
                                           "choices": choices, **extra}) + "\n\n"
         try:
             while True:
-                item = await pieces.get()
+                item = await events.get()
                 if item[0] == "done":
                     break
-                if item[0] == "error":
+                if item[0] == "error":  # the headers are sent: the error goes into the stream
                     e = item[1]
                     kind = "invalid_request_error" if isinstance(e, GenlabError) else "server_error"
                     yield "data: " + json.dumps({"error": {"message": str(e), "type": kind, "param": None,
                                                            "code": None}}) + "\n\n"
                     break
+                _, i, content = item
                 if item[0] == "piece":
-                    _, i, piece = item
-                    texts[offset + i] = texts.get(offset + i, "") + piece
-                    yield chunk([{"index": offset + i, "text": piece, "logprobs": None, "finish_reason": None}])
+                    yield chunk([{"index": i, "text": content, "logprobs": None, "finish_reason": None}])
                 else:
-                    _, prompt, end = item
-                    usage["prompt_tokens"] += end["prompt_tokens"]
-                    for i, (finish, tokens, provenance) in enumerate(end["ends"]):
-                        usage["completion_tokens"] += tokens
-                        output_id = keep(s, texts.get(offset + i, ""), prompt, end["seed"], end["controls"])
-                        yield chunk([{"index": offset + i, "text": "", "logprobs": None, "finish_reason": finish,
-                                      "output_id": output_id, "provenance": provenance}])
-                    offset += n
+                    ends.append(content)
+                    output_id = keep(s, content["text"], content["controls"]["prompt"], content["seed"],
+                                     content["controls"])
+                    yield chunk([{"index": i, "text": "", "logprobs": None, "finish_reason": content["finish_reason"],
+                                  "output_id": output_id, "provenance": content["provenance"]}])
+            usage = completion_usage(ends, n)
             metrics.tokens(s.name, usage["completion_tokens"])
             if body.stream_options is not None and body.stream_options.include_usage:
-                usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
                 yield chunk([], usage=usage)
             yield "data: [DONE]\n\n"
         finally:
-            job.cancelled.set()  # a no-op when it finished; frees the worker when the client went away
+            job.cancelled.set()  # a no-op when it finished; frees the model when the client went away
 
     @app.post("/v1/images/generations", dependencies=[Depends(authorized)])
     async def images(body: ImageRequest):
@@ -475,20 +490,21 @@ def fingerprint(s: Served) -> str:
     return "genlab-" + s.sampler.checkpoint_sha256[:12]
 
 
-def complete(sampler, prompt: str, controls: dict) -> dict:
-    """One prompt's samples, and what `finished` reports of them."""
-    texts = sampler.generate(prompt=prompt, **controls)
-    return {"texts": texts if isinstance(texts, list) else [texts], **finished(sampler)}
+def sample_ends(sampler) -> list[dict]:
+    """How each sample a text sampler just made ended, as OpenAI reports it, with its provenance and what it shares
+    with the others of its prompt (seed, controls, prompt tokens)."""
+    return [{"finish_reason": finish, "completion_tokens": tokens, "seed": sampler.last_seed,
+             "controls": dict(sampler.last_controls), "prompt_tokens": sampler.last_prompt_tokens,
+             "provenance": sampler.provenance_source.record(sampler.last_seed, sampler.last_controls, index=i + 1)}
+            for i, (finish, tokens) in enumerate(zip(sampler.last_finish_reasons, sampler.last_completion_tokens,
+                                                     strict=True))]
 
 
-def finished(sampler) -> dict:
-    """What OpenAI reports of the samples a text sampler just made, with their provenance: per sample (finish
-    reason, tokens drawn, provenance record); and the seed, controls and prompt tokens they share."""
-    provenance = [sampler.provenance_source.record(sampler.last_seed, sampler.last_controls, index=i + 1)
-                  for i in range(len(sampler.last_finish_reasons))]
-    return {"ends": list(zip(sampler.last_finish_reasons, sampler.last_completion_tokens, provenance, strict=True)),
-            "seed": sampler.last_seed, "controls": dict(sampler.last_controls),
-            "prompt_tokens": sampler.last_prompt_tokens}
+def completion_usage(ends: list[dict], n: int) -> dict:
+    """OpenAI's usage: the prompt's tokens once per prompt (its n samples share it), every sample's tokens."""
+    prompt = sum(end["prompt_tokens"] for i, end in enumerate(ends) if i % n == 0)
+    completion = sum(end["completion_tokens"] for end in ends)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
 def completion_controls(body: CompletionRequest, sampler, limits: Limits) -> tuple[list[str], dict]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -18,48 +19,155 @@ from genlab.sampling.logits import SamplingSettings
 from genlab.sampling.tokens import make_generator, sample_tokens
 
 
+class SampleText:
+    """One sample's text as its tokens arrive: the new text it is safe to show (not a piece that may yet start a
+    stop string, nor half a character), and whether a stop string ended it (the text is cut before it)."""
+
+    def __init__(self, tokenizer, stop: list[str]):
+        self.tokenizer, self.stop = tokenizer, stop
+        self.hold = max((len(x) for x in stop), default=1) - 1  # text that might start a stop string
+        self.ids: list[int] = []
+        self.emitted = 0  # characters shown so far
+        self.done = False
+
+    def add(self, token: int, show: bool = True) -> str:
+        """Take the next token; the text it makes safe to show (with show=False: only whether it stopped)."""
+        self.ids.append(token)
+        text, self.done = self._text()
+        if not show:
+            return ""
+        safe = len(text) if self.done else len(text.rstrip("\ufffd")) - self.hold
+        return self._show(text, safe)
+
+    def rest(self) -> str:
+        """The text not shown yet, once no token will come."""
+        text, self.done = self._text()
+        return self._show(text, len(text))
+
+    def _show(self, text: str, upto: int) -> str:
+        if upto <= self.emitted:
+            return ""
+        piece, self.emitted = text[self.emitted : upto], upto
+        return piece
+
+    def _text(self) -> tuple[str, bool]:
+        text = self.tokenizer.decode(self.ids)
+        cut = min((p for p in (text.find(x) for x in self.stop) if p >= 0), default=-1)
+        return (text[:cut], True) if cut >= 0 else (text, False)
+
+
 class TextSampler:
     """Turns a token stream into text pieces per sample, honouring stop strings while streaming."""
 
     def __init__(self, tokenizer, stop: list[str]):
         self.tokenizer = tokenizer
         self.stop = list(stop)
-        self.hold = max((len(x) for x in self.stop), default=1) - 1  # text that might start a stop string
 
     def pieces(self, token_steps: Iterator[torch.Tensor], num_samples: int,
                incremental: bool) -> Iterator[tuple[int, str]]:
         """Yield (sample index, new text) as tokens arrive (incremental) or once at the end."""
-        generated: list[list[int]] = [[] for _ in range(num_samples)]
-        emitted = [0] * num_samples
-        done = [False] * num_samples
+        samples = [SampleText(self.tokenizer, self.stop) for _ in range(num_samples)]
         for tokens in token_steps:
             values = tokens.tolist()
-            for i in range(num_samples):
-                if not done[i]:
-                    generated[i].append(values[i])
-            if not (incremental or self.stop):
+            if not (incremental or self.stop):  # nothing to show or cut before the end: decode once, then
+                for sample, token in zip(samples, values, strict=True):
+                    sample.ids.append(token)
                 continue
-            for i in range(num_samples):
-                if done[i]:
+            for i, (sample, token) in enumerate(zip(samples, values, strict=True)):
+                if sample.done:
                     continue
-                text, done[i] = self._text(generated[i])
-                safe = len(text) if done[i] else len(text.rstrip("\ufffd")) - self.hold
-                if incremental and safe > emitted[i]:
-                    yield i, text[emitted[i] : safe]
-                    emitted[i] = safe
-            if all(done):
+                piece = sample.add(token, show=incremental)
+                if piece:
+                    yield i, piece
+            if all(sample.done for sample in samples):
                 break
-        for i in range(num_samples):
-            text, done[i] = self._text(generated[i])
-            if len(text) > emitted[i]:
-                yield i, text[emitted[i] :]
+        for i, sample in enumerate(samples):
+            piece = sample.rest()
+            if piece:
+                yield i, piece
         # how each sample ended, for an API that reports it: the tokens drawn, and whether a stop string ended it
-        self.token_counts, self.stopped = [len(g) for g in generated], done
+        self.token_counts, self.stopped = [len(x.ids) for x in samples], [x.done for x in samples]
 
-    def _text(self, ids: list[int]) -> tuple[str, bool]:
-        text = self.tokenizer.decode(ids)
-        cut = min((p for p in (text.find(x) for x in self.stop) if p >= 0), default=-1)
-        return (text[:cut], True) if cut >= 0 else (text, False)
+
+class TextBatch:
+    """Completions of many requests of one text model decoded together, one forward pass per step (genlab serve's
+    continuous batching, over genlab.sampling.batching). Each request draws exactly the tokens generate() draws
+    for it alone with the same prompt, controls and seed; its text is cut at its own stop strings.
+
+    Not thread-safe: one serving thread calls add, step and remove."""
+
+    def __init__(self, sampler: TextModel, max_rows: int):
+        from genlab.sampling.batching import ContinuousBatcher
+
+        self.sampler = sampler
+        self.rows = ContinuousBatcher(sampler.batch_model(), max_rows)
+        self.requests: dict[int, tuple[SampleText, dict]] = {}
+
+    @property
+    def active(self) -> int:
+        return self.rows.active
+
+    @property
+    def free(self) -> int:
+        return self.rows.free
+
+    def admits(self, prompt: str, controls: dict) -> bool:
+        """Whether this request can join the batch: one sample, within the context (no sliding window)."""
+        new_tokens = controls.get("max_new_tokens", TextModel.controls["max_new_tokens"])
+        if controls.get("num_samples", 1) != 1 or controls.get("truncate_prompt") or new_tokens < 1:
+            return False
+        limit = self.rows.max_len
+        return limit is None or len(self.sampler.encode_prompt(prompt)) + new_tokens <= limit
+
+    def add(self, prompt: str, controls: dict) -> int:
+        """Start a request; its handle. What it reports when it ends (see step) is fixed here: seed and controls."""
+        s = SamplingSettings(**controls)
+        s.validate()
+        ids = self.sampler.encode_prompt(prompt)
+        _, seed = make_generator(s.seed, self.sampler.device)
+        handle = self.rows.add(ids, s, seed)
+        stop = [*s.stop, *getattr(self.sampler.tokenizer, "end_texts", [])]
+        used = {"prompt": prompt, **{k: v for k, v in controls.items() if v is not None}}
+        self.requests[handle] = _Request(SampleText(self.sampler.tokenizer, stop), seed, used, len(ids),
+                                         s.max_new_tokens)
+        return handle
+
+    def step(self) -> list[tuple[int, str, dict | None]]:
+        """One token for every request: (handle, new text, None), or for a request that ended (its last token, or
+        a stop string) (handle, the rest of its text, how it ended: finish_reason, completion_tokens, provenance,
+        seed, controls, prompt_tokens)."""
+        events = []
+        for handle, token in self.rows.step().items():
+            request = self.requests[handle]
+            piece = request.text.add(token)
+            request.left -= 1
+            if request.text.done or request.left == 0:
+                events.append((handle, piece + request.text.rest(), self._end(handle)))
+            else:
+                events.append((handle, piece, None))
+        return events
+
+    def remove(self, handle: int) -> None:
+        """Drop a request (its client left); a handle that already ended is ignored."""
+        self.rows.remove(handle)
+        self.requests.pop(handle, None)
+
+    def _end(self, handle: int) -> dict:
+        request = self.requests.pop(handle)
+        self.rows.remove(handle)  # a stop string ended it early; a no-op after its last token
+        provenance = self.sampler.provenance_source.record(request.seed, request.controls, index=1)
+        return {"finish_reason": "stop" if request.text.done else "length",
+                "completion_tokens": len(request.text.ids), "provenance": provenance, "seed": request.seed,
+                "controls": request.controls, "prompt_tokens": request.prompt_tokens}
+
+
+@dataclass
+class _Request:
+    text: SampleText
+    seed: int
+    controls: dict
+    prompt_tokens: int
+    left: int  # tokens still to draw
 
 
 class TextModel(Sampler):
@@ -75,6 +183,22 @@ class TextModel(Sampler):
         self.tokenizer = tokenizer
         self._told_context = False
         self.decoder = Decoders(self.model, self.precision)  # the model tuned for decoding n sequences: decoder(n)
+        self._batch_model = None
+
+    def batch(self, max_rows: int) -> TextBatch | None:
+        """Continuous batching of this model's requests (genlab serve), where its family can decode rows at their
+        own positions; None where it cannot."""
+        from genlab.sampling.batching import can_batch
+
+        return TextBatch(self, max_rows) if max_rows > 1 and can_batch(self.model) else None
+
+    def batch_model(self):
+        """The model at this run's inference precision, as the batcher runs it (made once)."""
+        from genlab.sampling.decode import inference_copy
+
+        if self._batch_model is None:
+            self._batch_model = inference_copy(self.model, self.precision)
+        return self._batch_model
 
     def encode_prompt(self, prompt: str, truncate: bool = False) -> torch.Tensor:
         """The prompt's token ids; one longer than the context is refused, or with `truncate` cut to its
