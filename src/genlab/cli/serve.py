@@ -20,10 +20,19 @@ def add_parsers(sub) -> None:
                    "into (default feedback.sqlite)")
     p.add_argument("--device", default="auto", help="auto (default: cuda where there is one), cpu or cuda")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8"], help="as for genlab sample")
+    p.add_argument("--max-batch", type=int, default=32, help="completions of one text model decoded together "
+                   "(continuous batching; default 32, 1: one at a time)")
+    p.add_argument("--max-queue", type=int, default=64, help="requests waiting per model before the server "
+                   "answers 429 (default 64)")
 
 
 def run(a, argv: list[str]) -> None:
     import genlab.serve
+    from genlab.errors import GenlabError
 
+    for flag, value in (("--max-batch", a.max_batch), ("--max-queue", a.max_queue)):
+        if value < 1:
+            raise GenlabError(f"{flag} must be 1 or more, got {value}")
+    limits = genlab.serve.Limits(max_batch=a.max_batch, max_queue=a.max_queue)
     genlab.serve.serve(a.runs, names=a.name, host=a.host, port=a.port, api_key=a.api_key, store=a.store,
-                       device=a.device, precision=a.precision)
+                       device=a.device, precision=a.precision, limits=limits)

@@ -67,7 +67,9 @@ def bind(host: str, port: int) -> socket.socket:
         raise GenlabError(f"--port must be 0..65535, got {port}")
     try:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        listener = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP named, not implied: asyncio turns Nagle off (TCP_NODELAY) only on sockets that say so, and with
+        # Nagle on, each kept-alive request waits out the client's delayed ACK (~40 ms)
+        listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((host, port))
         listener.listen(2048)
