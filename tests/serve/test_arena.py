@@ -152,3 +152,6 @@ def test_the_studio_page_is_served(http):
     page = http.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert http.get("/studio/nope.js").status_code == 404
+    for sneaky in ("/studio/../app.py", "/studio/..%2fapp.py", "/studio/%2e%2e/__init__.py", "/studio//etc/passwd"):
+        r = http.get(sneaky)
+        assert r.status_code == 404 and "import" not in r.text and "root:" not in r.text  # nothing outside the folder
