@@ -121,6 +121,12 @@ class Sampler:
         """One output as genlab serve's JSON answer carries it (text, base64 files), with its provenance."""
         raise GenlabError(f"{self.modality} models are not served over HTTP yet")
 
+    @property
+    def prompt_choices(self) -> list[str] | None:
+        """The prompts this model takes, where they are a closed set (a conditional image model's classes; []: no
+        prompt at all); None where any text is a prompt."""
+        return None
+
     def blind_output(self, output) -> dict:
         """One output as the arena shows it before the vote: its content, with nothing that names its model."""
         raise GenlabError(f"{self.modality} models cannot take part in the arena yet")

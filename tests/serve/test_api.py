@@ -24,6 +24,8 @@ def test_models_are_listed_with_what_they_serve(client):
     models = {m.id: m for m in client.models.list().data}
     assert set(models) == {"docs", "digits", "folk"}
     assert models["digits"].model_extra["genlab"]["endpoint"] == "/v1/images/generations"
+    assert models["digits"].model_extra["genlab"]["classes"] == [str(i) for i in range(10)]  # its prompts
+    assert models["docs"].model_extra["genlab"]["classes"] is None  # any text
     assert models["docs"].owned_by == "genlab" and client.models.retrieve("folk").id == "folk"
 
 

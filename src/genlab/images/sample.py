@@ -59,6 +59,13 @@ class ImageModel(Sampler):
     def class_names(self) -> list[str]:
         return self.config.get("images", {}).get("class_names", [])
 
+    @property
+    def prompt_choices(self) -> list[str]:
+        """A conditional model's prompt is one of its classes; an unconditional one takes none."""
+        if not self.model.conditional:
+            return []
+        return self.class_names or [str(i) for i in range(self.num_classes)]
+
     def label_index(self, label: int | str) -> int:
         """A class given by number or by name (a folder dataset's sub-folder, e.g. `square`)."""
         names = self.class_names

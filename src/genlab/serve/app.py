@@ -480,7 +480,7 @@ API_PATHS = {"completions": "completions", "images": "images/generations", "musi
 def model_card(s: Served) -> dict:
     m = s.sampler
     about = {"modality": m.modality, "family": m.config.get("family"), "endpoint": f"/v1/{API_PATHS[m.serves]}",
-             "controls": m.controls, "context": getattr(m.model, "max_context", None),
+             "controls": m.controls, "classes": m.prompt_choices, "context": getattr(m.model, "max_context", None),
              "checkpoint_sha256": m.checkpoint_sha256}
     return {"id": s.name, "object": "model", "created": int(m.weights_path.stat().st_mtime), "owned_by": "genlab",
             "genlab": about}
