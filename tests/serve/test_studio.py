@@ -329,6 +329,25 @@ def test_a_genlab_png_brings_back_its_settings(browser, server, tmp_path):
     assert browser.execute_script("return document.getElementById('status').dataset.kind") == "error"
 
 
+def test_a_png_dropped_on_the_page_brings_back_its_settings(browser, server):
+    made = httpx.post(server.url + "/v1/images/generations", json={
+        "model": "digits", "prompt": "7", "n": 1, "steps": 2, "seed": 777}).json()
+    open_studio(browser, server)
+    # what a drag from the file manager delivers: dragover, then a drop whose DataTransfer holds the file
+    browser.execute_script("""
+        const bytes = Uint8Array.from(atob(arguments[0]), (c) => c.charCodeAt(0));
+        const moved = new DataTransfer();
+        moved.items.add(new File([bytes], "dropped.png", { type: "image/png" }));
+        const zone = document.getElementById("drop-zone");
+        zone.dispatchEvent(new DragEvent("dragover", { dataTransfer: moved, bubbles: true, cancelable: true }));
+        zone.dispatchEvent(new DragEvent("drop", { dataTransfer: moved, bubbles: true, cancelable: true }));
+    """, made["data"][0]["b64_json"])
+    assert wait_status(browser, "Settings loaded from dropped.png").startswith(
+        "Settings loaded from dropped.png: seed 777, 2 steps.")
+    assert (value(browser, "studio-model"), value(browser, "studio-seed"), value(browser, "studio-class")) == (
+        "digits", "777", "7")
+
+
 def test_history_keeps_settings_and_stays_small(browser, server):
     open_studio(browser, server)
     browser.execute_script("localStorage.removeItem('genlab.history')")

@@ -1,11 +1,12 @@
 """The HTTP app of genlab serve: OpenAI's completions and images APIs, genlab's music API in the same style,
-feedback into the store, health and Prometheus metrics.
+feedback into the store, the blind arena and its leaderboard, the studio page, health and Prometheus metrics.
 
 Every model answers through its sampler's contract (genlab.modalities.Sampler): `serves` names the API that
-makes its outputs, `controls` the dials it takes, `http_output` an output as JSON. The routes never ask a
-model's modality or family. Errors have OpenAI's body, {"error": {"message", "type", "param", "code"}}: 400 for
-values a client got wrong, 401 for the key, 404 for an unknown model or output, 413 for a body too large, 429
-with Retry-After for a full queue; a 500 would be a bug.
+makes its outputs, `controls` the dials it takes, `http_output` an output as JSON, `blind_output` one with nothing
+that names its model, `batch` its continuous batching where it has one. The routes never ask a model's modality or
+family. Errors have OpenAI's body, {"error": {"message", "type", "param", "code"}}: 400 for values a client got
+wrong, 401 for the key, 404 for an unknown model, output or battle, 409 for a second vote, 411/413 for a body of
+unknown or too large a size, 429 with Retry-After for a full queue; a 500 would be a bug.
 """
 
 from __future__ import annotations
