@@ -121,6 +121,10 @@ class Sampler:
         """One output as genlab serve's JSON answer carries it (text, base64 files), with its provenance."""
         raise GenlabError(f"{self.modality} models are not served over HTTP yet")
 
+    def detect_watermark(self, text: str, key: str, **options):
+        raise GenlabError(f"{self.modality} outputs carry no green-list watermark; detect it in text from a text "
+                          "model")
+
     @property
     def prompt_choices(self) -> list[str] | None:
         """The prompts this model takes, where they are a closed set (a conditional image model's classes; []: no

@@ -29,10 +29,13 @@ def make_generator(seed: int | None, device: torch.device) -> tuple[torch.Genera
 
 @torch.inference_mode()
 def sample_tokens(model, prompt_ids: torch.Tensor, s: SamplingSettings, generator: torch.Generator,
-                  constraint: Constraint | None = None, features=None) -> Iterator[torch.Tensor]:
+                  constraint: Constraint | None = None, features=None,
+                  logits_processor=None) -> Iterator[torch.Tensor]:
     """Yield the next token of every sample, (B,), for up to s.max_new_tokens steps.
 
-    With a `constraint`, each step draws only among the tokens it allows (it starts from the prompt).
+    With a `constraint`, each step draws only among the tokens it allows (it starts from the prompt). A
+    `logits_processor(logits (B, V), previous tokens (B,))` changes each step's raw logits before the creativity
+    dial (a watermark's green-list bias, genlab.safety.watermark).
 
     Within the model's context this is exactly what recomputing the whole sequence every step
     gives. Past it, a GPT keeps the newest half of its window and refills the cache from it
@@ -64,6 +67,8 @@ def sample_tokens(model, prompt_ids: torch.Tensor, s: SamplingSettings, generato
         constraint.start(prompt_ids.tolist(), B)
     for i in range(s.max_new_tokens):
         allowed = constraint.allowed() if constraint is not None else None
+        if logits_processor is not None:
+            logits = logits_processor(logits, tokens[:, T0 + i - 1])
         token = choose(process_logits(logits, s, seen, allowed), s, generator)  # (B,)
         if constraint is not None:
             constraint.advance(token)

@@ -114,7 +114,8 @@ class TextBatch:
     def admits(self, prompt: str, controls: dict) -> bool:
         """Whether this request can join the batch: one sample, within the context (no sliding window)."""
         new_tokens = controls.get("max_new_tokens", TextModel.controls["max_new_tokens"])
-        if controls.get("num_samples", 1) != 1 or controls.get("truncate_prompt") or new_tokens < 1:
+        if controls.get("num_samples", 1) != 1 or controls.get("truncate_prompt") or new_tokens < 1 or \
+                controls.get("watermark_key"):
             return False
         limit = self.rows.max_len
         return limit is None or len(self.sampler.encode_prompt(prompt)) + new_tokens <= limit
@@ -176,7 +177,8 @@ class TextModel(Sampler):
     serves = "completions"
 
     controls = {"prompt": "", "max_new_tokens": 256, "temperature": 0.8, "top_k": None, "top_p": None,
-                "repetition_penalty": 1.0, "stop": [], "seed": None, "num_samples": 1, "truncate_prompt": False}
+                "repetition_penalty": 1.0, "stop": [], "seed": None, "num_samples": 1, "truncate_prompt": False,
+                "watermark_key": None, "watermark_gamma": 0.25, "watermark_delta": 2.0}
 
     def __init__(self, run: LoadedRun, tokenizer):
         super().__init__(run)
@@ -223,8 +225,56 @@ class TextModel(Sampler):
         except GenlabError:
             return False
 
-    def _pieces(self, prompt: str, incremental: bool, truncate_prompt: bool = False,
+    def watermark(self, key: str | None, gamma: float | None = None, delta: float | None = None):
+        """The green-list watermark of `key` over this model's vocabulary (None: no key, no watermark)."""
+        from genlab.safety.watermark import GreenList
+
+        if key is None:
+            return None
+        gamma = self.controls["watermark_gamma"] if gamma is None else gamma
+        delta = self.controls["watermark_delta"] if delta is None else delta
+        return GreenList(key, self.model.config.vocab_size, gamma, delta)
+
+    def detect_watermark(self, text: str, key: str, gamma: float | None = None, threshold: float | None = None,
+                         calibrate: bool = True):
+        """How strongly `text` carries the watermark of `key` (genlab.safety.watermark.Detection). With
+        `calibrate`, the chance rate is the key's green share on this run's own training text (human text), which
+        for a small vocabulary can sit well away from gamma; where that text cannot be read, gamma."""
+        from genlab.safety.watermark import THRESHOLD, score
+
+        mark = self.watermark(key, gamma)
+        rate = None
+        if calibrate:
+            rate = self._human_rate(mark)
+        return score(self._known_tokens(text), mark, rate, THRESHOLD if threshold is None else threshold)
+
+    def _known_tokens(self, text: str) -> list[int]:
+        """The text's token ids; characters a character tokenizer never saw are left out (they carry no mark)."""
+        try:
+            return [int(i) for i in self.tokenizer.encode(text)]
+        except GenlabError:
+            known = set(getattr(self.tokenizer, "chars", ""))
+            return [int(i) for i in self.tokenizer.encode("".join(c for c in text if c in known))]
+
+    def _human_rate(self, mark) -> float | None:
+        from genlab.text.data import read_text_source
+
+        key = (mark.key_id, mark.gamma)
+        cache = self.__dict__.setdefault("_human_rates", {})
+        if key not in cache:
+            try:
+                human = read_text_source(self.config["data"]["source"])[:2_000_000]
+            except (GenlabError, OSError, KeyError):
+                print("genlab: note: this run's training text cannot be read here; testing against gamma, "
+                      "uncalibrated", file=sys.stderr)
+                return None
+            cache[key] = mark.calibrate(self._known_tokens(human))
+        return cache[key]
+
+    def _pieces(self, prompt: str, incremental: bool, truncate_prompt: bool = False, watermark_key: str | None = None,
+                watermark_gamma: float | None = None, watermark_delta: float | None = None,
                 **controls) -> Iterator[tuple[int, str]]:
+        mark = self.watermark(watermark_key, watermark_gamma, watermark_delta)
         s = SamplingSettings(**controls)
         s.validate()
         ids = self.encode_prompt(prompt, truncate_prompt)
@@ -235,9 +285,10 @@ class TextModel(Sampler):
                   "window", file=sys.stderr)
         generator, self.last_seed = make_generator(s.seed, self.device)
         self.last_controls = {"prompt": prompt, **{k: v for k, v in controls.items() if v is not None},
-                              **({"truncate_prompt": True} if truncate_prompt else {})}
+                              **({"truncate_prompt": True} if truncate_prompt else {}),
+                              **({"watermark": mark.about()} if mark else {})}  # the key's id, never the key
         self.last_prompt_tokens = len(ids)
-        steps = sample_tokens(self.decoder(s.num_samples), ids, s, generator)
+        steps = sample_tokens(self.decoder(s.num_samples), ids, s, generator, logits_processor=mark)
         stop = [*s.stop, *getattr(self.tokenizer, "end_texts", [])]  # a tokenizer's end-of-text token ends a sample
         text = TextSampler(self.tokenizer, stop)
         yield from text.pieces(steps, s.num_samples, incremental)
