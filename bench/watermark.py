@@ -41,14 +41,14 @@ def sample_ids(m, n: int, seed: int, key: str | None, args) -> list[list[int]]:
         texts = m.generate(prompt="\n", max_new_tokens=LENGTH, num_samples=min(50, n - start), seed=seed + start,
                            temperature=1.0, watermark_key=key, watermark_gamma=args.gamma,
                            watermark_delta=args.delta)
-        out += [m._known_tokens(t) for t in ([texts] if isinstance(texts, str) else texts)]
+        out += [m.known_tokens(t) for t in ([texts] if isinstance(texts, str) else texts)]
     return out
 
 
 @torch.inference_mode()
 def perplexity(m, samples: list[list[int]]) -> float:
     """The model's perplexity of the samples' tokens (each after a newline), unwatermarked."""
-    start = m._known_tokens("\n")
+    start = m.known_tokens("\n")
     nll, count = 0.0, 0
     for ids in samples:
         x = torch.tensor([start + ids], device=m.device)
@@ -83,9 +83,9 @@ def main() -> None:
         m = api.load(train_model(args.data, Path(tmp) / "shakespeare"))
         keys = [f"bench-key-{k}" for k in range(args.keys)]
         marks = [m.watermark(k, args.gamma, args.delta) for k in keys]
-        rates = [m._human_rate(mark) for mark in marks]  # each key's green share on the training text
+        rates = [m.human_rate(mark) for mark in marks]  # each key's green share on the training text
         plain = sample_ids(m, args.plain, seed=1, key=None, args=args)
-        human_ids = m._known_tokens(args.data.read_text(encoding="utf-8"))
+        human_ids = m.known_tokens(args.data.read_text(encoding="utf-8"))
         starts = np.linspace(0, len(human_ids) - LENGTH - 1, num=args.plain, dtype=int)
         human = [human_ids[s : s + LENGTH] for s in starts]
         rng = np.random.default_rng(0)

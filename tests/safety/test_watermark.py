@@ -61,7 +61,7 @@ def test_unmarked_text_centres_on_zero_and_marked_text_is_found(docs):
 
 def test_calibration_moves_the_chance_rate_to_the_keys_human_rate(docs):
     _, m = docs
-    rates = [m._human_rate(m.watermark(f"key-{k}")) for k in range(10)]
+    rates = [m.human_rate(m.watermark(f"key-{k}")) for k in range(10)]
     assert all(0.1 < r < 0.45 for r in rates) and len(set(rates)) > 1  # per key, around gamma, not equal to it
     mark = m.watermark("key-0")
     assert score([1, 2, 3], mark).scored == 2

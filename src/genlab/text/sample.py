@@ -186,6 +186,7 @@ class TextModel(Sampler):
         self._told_context = False
         self.decoder = Decoders(self.model, self.precision)  # the model tuned for decoding n sequences: decoder(n)
         self._batch_model = None
+        self._human_rates: dict[tuple[str, float], float] = {}  # a watermark key's green share on human text
 
     def batch(self, max_rows: int) -> TextBatch | None:
         """Continuous batching of this model's requests (genlab serve), where its family can decode rows at their
@@ -245,10 +246,10 @@ class TextModel(Sampler):
         mark = self.watermark(key, gamma)
         rate = None
         if calibrate:
-            rate = self._human_rate(mark)
-        return score(self._known_tokens(text), mark, rate, THRESHOLD if threshold is None else threshold)
+            rate = self.human_rate(mark)
+        return score(self.known_tokens(text), mark, rate, THRESHOLD if threshold is None else threshold)
 
-    def _known_tokens(self, text: str) -> list[int]:
+    def known_tokens(self, text: str) -> list[int]:
         """The text's token ids; characters a character tokenizer never saw are left out (they carry no mark)."""
         try:
             return [int(i) for i in self.tokenizer.encode(text)]
@@ -256,11 +257,11 @@ class TextModel(Sampler):
             known = set(getattr(self.tokenizer, "chars", ""))
             return [int(i) for i in self.tokenizer.encode("".join(c for c in text if c in known))]
 
-    def _human_rate(self, mark) -> float | None:
+    def human_rate(self, mark) -> float | None:
+        """`mark`'s green share on this run's training text (kept per key), or None where it cannot be read."""
         from genlab.text.data import read_text_source
 
-        key = (mark.key_id, mark.gamma)
-        cache = self.__dict__.setdefault("_human_rates", {})
+        key, cache = (mark.key_id, mark.gamma), self._human_rates
         if key not in cache:
             try:
                 human = read_text_source(self.config["data"]["source"])[:2_000_000]
@@ -268,7 +269,7 @@ class TextModel(Sampler):
                 print("genlab: note: this run's training text cannot be read here; testing against gamma, "
                       "uncalibrated", file=sys.stderr)
                 return None
-            cache[key] = mark.calibrate(self._known_tokens(human))
+            cache[key] = mark.calibrate(self.known_tokens(human))
         return cache[key]
 
     def _pieces(self, prompt: str, incremental: bool, truncate_prompt: bool = False, watermark_key: str | None = None,
