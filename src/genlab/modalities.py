@@ -121,6 +121,11 @@ class Sampler:
         """One output as genlab serve's JSON answer carries it (text, base64 files), with its provenance."""
         raise GenlabError(f"{self.modality} models are not served over HTTP yet")
 
+    def batch(self, max_rows: int):
+        """Continuous batching of this model's requests for genlab serve (genlab.text.sample.TextBatch's
+        contract), or None: its requests run one at a time."""
+        return None
+
     def detect_watermark(self, text: str, key: str, **options):
         raise GenlabError(f"{self.modality} outputs carry no green-list watermark; detect it in text from a text "
                           "model")

@@ -50,7 +50,7 @@ def test_concurrent_requests_decode_together_and_match_the_library(batching, mod
                                        temperature=request["temperature"], top_k=request["top_k"],
                                        stop=request["stop"] or [])
         assert choice["text"] == same, request  # batched, each request still draws what it draws alone
-        assert choice["finish_reason"] == models["docs"].last_finish_reasons[0]
+        assert choice["finish_reason"] == models["docs"].endings()[0]["finish_reason"]
         assert answers[i]["usage"]["completion_tokens"] == models["docs"].last_completion_tokens[0]
         assert choice["provenance"]["seed"] == request["seed"]
 

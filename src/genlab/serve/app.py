@@ -252,7 +252,7 @@ def create_app(models: dict[str, Any], *, api_key: str | None = None, store: str
         per choice (text, finish_reason, completion_tokens, provenance, seed, controls, prompt_tokens), and a
         streaming job emits ("piece", choice index, text) and ("end", choice index, record)."""
         sequences = [(p, controls) for p in prompts]
-        if controls["num_samples"] == 1 and s.worker.batches(sequences):
+        if s.worker.batches(sequences):
             return submit(s, None, emit, sequences=sequences)
         n = controls["num_samples"]
 
@@ -269,7 +269,7 @@ def create_app(models: dict[str, Any], *, api_key: str | None = None, store: str
                             return ends  # the client left: the model is free at once
                         texts[i] += piece
                         emit(("piece", k * n + i, piece))
-                for i, end in enumerate(sample_ends(sampler)):
+                for i, end in enumerate(sampler.endings()):
                     ends.append({"text": texts[i], **end})
                     if emit is not None:
                         emit(("end", k * n + i, ends[-1]))
@@ -489,16 +489,6 @@ def model_card(s: Served) -> dict:
 
 def fingerprint(s: Served) -> str:
     return "genlab-" + s.sampler.checkpoint_sha256[:12]
-
-
-def sample_ends(sampler) -> list[dict]:
-    """How each sample a text sampler just made ended, as OpenAI reports it, with its provenance and what it shares
-    with the others of its prompt (seed, controls, prompt tokens)."""
-    return [{"finish_reason": finish, "completion_tokens": tokens, "seed": sampler.last_seed,
-             "controls": dict(sampler.last_controls), "prompt_tokens": sampler.last_prompt_tokens,
-             "provenance": sampler.provenance_source.record(sampler.last_seed, sampler.last_controls, index=i + 1)}
-            for i, (finish, tokens) in enumerate(zip(sampler.last_finish_reasons, sampler.last_completion_tokens,
-                                                     strict=True))]
 
 
 def completion_usage(ends: list[dict], n: int) -> dict:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,7 +34,6 @@ class Job:
     sequences: list[tuple[str, dict]] | None = None  # (prompt, controls), for a job that joins the batch
     emit: Callable[[Any], None] | None = None
     cancelled: threading.Event = field(default_factory=threading.Event)
-    queued_at: float = field(default_factory=time.perf_counter)
     # a batched job's progress: each sequence's text so far and, once it ended, how (TextBatch.step's record)
     texts: list[str] = field(default_factory=list)
     ends: list[dict | None] = field(default_factory=list)
@@ -57,7 +55,7 @@ class ModelWorker:
 
     def __init__(self, name: str, sampler, max_queue: int = 64, max_rows: int = 32):
         self.name, self.sampler, self.max_queue = name, sampler, max_queue
-        self.batch = sampler.batch(max_rows) if hasattr(sampler, "batch") else None
+        self.batch = sampler.batch(max_rows)
         self.jobs: queue.Queue[Job | None] = queue.Queue()
         self.waiting: deque[tuple[Job, int]] = deque()  # batched sequences not yet in a row
         self.owners: dict[int, tuple[Job, int]] = {}  # batch handle -> (job, sequence index)

@@ -156,10 +156,8 @@ class TextBatch:
     def _end(self, handle: int) -> dict:
         request = self.requests.pop(handle)
         self.rows.remove(handle)  # a stop string ended it early; a no-op after its last token
-        provenance = self.sampler.provenance_source.record(request.seed, request.controls, index=1)
-        return {"finish_reason": "stop" if request.text.done else "length",
-                "completion_tokens": len(request.text.ids), "provenance": provenance, "seed": request.seed,
-                "controls": request.controls, "prompt_tokens": request.prompt_tokens}
+        return self.sampler.ending(request.text.done, len(request.text.ids), request.seed, request.controls,
+                                   request.prompt_tokens)
 
 
 @dataclass
@@ -187,6 +185,22 @@ class TextModel(Sampler):
         self.decoder = Decoders(self.model, self.precision)  # the model tuned for decoding n sequences: decoder(n)
         self._batch_model = None
         self._human_rates: dict[tuple[str, float], float] = {}  # a watermark key's green share on human text
+        self._human_ids: list[int] | None = None  # the training text's tokens, read once for all keys
+
+    def endings(self) -> list[dict]:
+        """How each sample the last generate() or stream made ended, as OpenAI reports it (genlab serve): see
+        ending()."""
+        return [self.ending(stopped, tokens, self.last_seed, self.last_controls, self.last_prompt_tokens, i + 1)
+                for i, (stopped, tokens) in enumerate(zip(self.last_stopped, self.last_completion_tokens,
+                                                          strict=True))]
+
+    def ending(self, stopped: bool, tokens: int, seed: int, controls: dict, prompt_tokens: int,
+               index: int = 1) -> dict:
+        """One sample's end: finish_reason ("stop": a stop string or end token; "length"), completion_tokens, its
+        provenance, and the seed, controls and prompt tokens it shares with its prompt's other samples."""
+        return {"finish_reason": "stop" if stopped else "length", "completion_tokens": tokens, "seed": seed,
+                "controls": dict(controls), "prompt_tokens": prompt_tokens,
+                "provenance": self.provenance_source.record(seed, controls, index=index)}
 
     def batch(self, max_rows: int) -> TextBatch | None:
         """Continuous batching of this model's requests (genlab serve), where its family can decode rows at their
@@ -263,13 +277,15 @@ class TextModel(Sampler):
 
         key, cache = (mark.key_id, mark.gamma), self._human_rates
         if key not in cache:
-            try:
-                human = read_text_source(self.config["data"]["source"])[:2_000_000]
-            except (GenlabError, OSError, KeyError):
-                print("genlab: note: this run's training text cannot be read here; testing against gamma, "
-                      "uncalibrated", file=sys.stderr)
-                return None
-            cache[key] = mark.calibrate(self.known_tokens(human))
+            if self._human_ids is None:
+                try:
+                    human = read_text_source(self.config["data"]["source"])[:2_000_000]
+                except (GenlabError, OSError, KeyError):
+                    print("genlab: note: this run's training text cannot be read here; testing against gamma, "
+                          "uncalibrated", file=sys.stderr)
+                    return None
+                self._human_ids = self.known_tokens(human)
+            cache[key] = mark.calibrate(self._human_ids)
         return cache[key]
 
     def _pieces(self, prompt: str, incremental: bool, truncate_prompt: bool = False, watermark_key: str | None = None,
@@ -294,8 +310,7 @@ class TextModel(Sampler):
         text = TextSampler(self.tokenizer, stop)
         yield from text.pieces(steps, s.num_samples, incremental)
         # OpenAI's usage and finish_reason for the samples just made (genlab serve reports them)
-        self.last_completion_tokens = text.token_counts
-        self.last_finish_reasons = ["stop" if stopped else "length" for stopped in text.stopped]
+        self.last_completion_tokens, self.last_stopped = text.token_counts, text.stopped
 
     def generate(self, prompt: str = "", **controls) -> str | list[str]:
         """Sample a continuation of `prompt` (the continuation only); a list when num_samples > 1."""
