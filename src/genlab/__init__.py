@@ -8,8 +8,8 @@
 __version__ = "0.1.0"
 
 _API = ("align", "evaluate", "export", "feedback_export", "feedback_import", "finetune", "import_run", "info",
-        "leaderboard", "list_runs", "load", "merge", "presets", "rate", "reward", "reward_accuracy", "sample", "serve",
-        "train")
+        "inspect", "leaderboard", "list_runs", "load", "merge", "presets", "rate", "reward", "reward_accuracy",
+        "sample", "serve", "train")
 
 
 def __getattr__(name: str):

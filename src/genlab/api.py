@@ -381,6 +381,14 @@ def import_run(src: RunPath, *, out: RunPath, format: str = "hf-gpt2") -> Path:
     return do_import(src, out, format)
 
 
+def inspect(path: RunPath):
+    """The provenance a file genlab wrote carries, and whether its content still matches it
+    (genlab.safety.provenance.Inspection: .record, .status, .summary())."""
+    from genlab.safety.provenance import inspect_file
+
+    return inspect_file(path)
+
+
 def list_runs(dir: RunPath = "runs") -> list[dict]:
     """The run directories in `dir` and one folder below it, newest first, as dicts (name, family, modality,
     data, params, disk_bytes, step, best_val_loss, modified, error); a broken one is listed with its error."""

@@ -80,7 +80,7 @@ def test_genlab_detect_from_the_command_line(docs, tmp_path):
                   "--watermark-key", "s3cret", "--gamma", "0.5", "-o", str(tmp_path))
     assert made.returncode == 0, made.stderr
     text_file = next(tmp_path.glob("*.txt"))
-    assert json.loads(text_file.with_suffix(".json").read_text())["controls"]["watermark"]["gamma"] == 0.5
+    assert json.loads(text_file.with_suffix(".json").read_text())["watermark"]["gamma"] == 0.5
     yes = genlab("detect", str(text_file), "--key", "s3cret", "--run", str(run))
     assert yes.returncode == 0 and yes.stdout.strip().endswith("watermarked: yes (threshold z = 4)"), yes
     assert "chance: 0.5" in yes.stdout  # gamma read from the provenance beside the file

@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"genlab: error: {e}", file=sys.stderr)
         return 2
     try:
-        args.handler(args, argv)
+        code = args.handler(args, argv)  # a verb whose answer is a finding (inspect) returns its exit code
     except KeyboardInterrupt as e:
         signum = getattr(e, "signum", None)  # training stopped on a signal has saved its work and said so
         if signum is None:
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         line = str(e) if isinstance(e, GenlabError) else _os_error_line(e, args)
         print(f"genlab: error: {line}", file=sys.stderr)
         return 2
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def _debug() -> bool:

@@ -335,7 +335,7 @@ def png_bytes(pixels: torch.Tensor, provenance: dict | None) -> bytes:
     info = PngInfo()
     if provenance is not None:
         info.add_text("genlab", json.dumps(provenance, sort_keys=True))
-        info.add_text("Software", provenance["generator"])
+        info.add_text("Software", provenance["claim_generator"])
         info.add_text("Comment", describe(provenance))
     buf = io.BytesIO()
     im.save(buf, format="PNG", pnginfo=info)

@@ -133,9 +133,19 @@ def abc_to_notes(abc: str) -> tuple[list[Note], float]:
         raise ConversionError(f"cannot turn it into notes: {type(e).__name__}: {str(e)[:100]}") from None
 
 
-def notes_to_midi(notes: list[Note], qpm: float = DEFAULT_QPM, text: str | None = None,
+def notes_to_midi(notes: list[Note], qpm: float = DEFAULT_QPM, provenance: dict | None = None,
                   program: int = 0) -> bytes:
-    """Notes -> a standard MIDI file (type 1): a conductor track with tempo and text, one note track."""
+    """Notes -> a standard MIDI file (type 1): a conductor track with tempo (and the provenance record, sealed
+    with the hash of the file's other events, as its first text event), one note track."""
+    if provenance is not None:
+        from genlab.safety.provenance import comment, midi_hash, seal
+
+        sealed = seal(provenance, "audio/midi", midi_hash(notes_to_midi(notes, qpm, program=program)))
+        return _midi(notes, qpm, comment(sealed), program)
+    return _midi(notes, qpm, None, program)
+
+
+def _midi(notes: list[Note], qpm: float, text: str | None, program: int) -> bytes:
     import mido
 
     mid = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_QUARTER)

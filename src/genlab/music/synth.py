@@ -54,13 +54,15 @@ def _envelope(t: np.ndarray, held: float) -> np.ndarray:
     return env * np.where(t < held, 1.0, release)
 
 
-def wav_bytes(samples: np.ndarray, sample_rate: int = SAMPLE_RATE, comment: str | None = None) -> bytes:
-    """16-bit PCM mono WAV, with an optional LIST/INFO comment chunk."""
+def wav_bytes(samples: np.ndarray, sample_rate: int = SAMPLE_RATE, provenance: dict | None = None) -> bytes:
+    """16-bit PCM mono WAV, with the provenance record (sealed with the PCM's hash) as a LIST/INFO comment."""
     pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
     fmt = struct.pack("<HHIIHH", 1, 1, sample_rate, sample_rate * 2, 2, 16)
     chunks = _chunk(b"fmt ", fmt)
-    if comment:
-        text = comment.encode("ascii", "replace") + b"\0"
+    if provenance is not None:
+        from genlab.safety.provenance import comment, pcm_hash, seal
+
+        text = comment(seal(provenance, "audio/wav", pcm_hash(pcm))).encode("ascii", "replace") + b"\0"
         chunks += _chunk(b"LIST", b"INFO" + _chunk(b"ICMT", text))
     chunks += _chunk(b"data", pcm)
     return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
@@ -105,8 +107,8 @@ def render_fluidsynth(notes: list[Note], qpm: float = 120.0, sample_rate: int = 
     return (audio * 0.8).astype(np.float32)  # pretty_midi scales the peak to 1; leave the additive's headroom
 
 
-def write_wav(path: Path, notes: list[Note], qpm: float = 120.0, comment: str | None = None,
+def write_wav(path: Path, notes: list[Note], qpm: float = 120.0, provenance: dict | None = None,
               sample_rate: int = SAMPLE_RATE, renderer: str = "additive") -> None:
     """Render the notes with `renderer` (additive, fluidsynth or auto) and write them, atomically."""
     play = render_fluidsynth if pick_renderer(renderer) == "fluidsynth" else render
-    atomic_write_bytes(path, wav_bytes(play(notes, qpm, sample_rate), sample_rate, comment))
+    atomic_write_bytes(path, wav_bytes(play(notes, qpm, sample_rate), sample_rate, provenance))

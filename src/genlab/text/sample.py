@@ -14,6 +14,7 @@ from genlab.errors import GenlabError
 from genlab.io import atomic_write_json, atomic_write_text
 from genlab.modalities import LoadedRun, Sampler
 from genlab.outputs import first_free_number, output_folder
+from genlab.safety.provenance import seal, text_hash
 from genlab.sampling.decode import Decoders
 from genlab.sampling.logits import SamplingSettings
 from genlab.sampling.tokens import make_generator, sample_tokens
@@ -367,11 +368,54 @@ class TextModel(Sampler):
         paths = []
         for i, text in enumerate([texts] if isinstance(texts, str) else texts):
             base = out / f"{prefix}{first + i:03d}"
+            record = self.provenance_source.record(self.last_seed, self.last_controls, index=first + i)
             atomic_write_text(base.with_suffix(".txt"), prompt + text)
-            atomic_write_json(base.with_suffix(".json"), self.provenance_source.record(
-                self.last_seed, self.last_controls, index=first + i))
+            atomic_write_json(base.with_suffix(".json"), seal(record, "text/plain", text_hash(prompt + text)))
             paths.append(base.with_suffix(".txt"))
         return paths
 
     def summary(self, texts, paths: list[Path], out_dir) -> str:
         return f"wrote {len(paths)} samples to {out_dir}/ (each with its provenance in a .json beside it)"
+
+    # -- genlab report ----------------------------------------------------------------------------------------
+
+    def gallery_html(self, texts: str | list[str]) -> str:
+        """Each sample (prompt and continuation, cut to an excerpt) escaped in a <pre>, its provenance below it."""
+        import html
+
+        from genlab.safety.provenance import describe
+
+        prompt = self.last_controls.get("prompt", "")
+        parts = []
+        for i, text in enumerate([texts] if isinstance(texts, str) else texts):
+            whole = prompt + text
+            excerpt = whole[:GALLERY_CHARS] + ("…" if len(whole) > GALLERY_CHARS else "")
+            record = self.provenance_source.record(self.last_seed, self.last_controls, index=i + 1)
+            parts.append(f'<figure class="text-sample"><pre>{html.escape(excerpt)}</pre>'
+                         f"<figcaption>Sample {i + 1}: {html.escape(describe(record))}</figcaption></figure>")
+        return "\n".join(parts)
+
+    def creativity_dial(self):
+        from genlab.modalities import Dial
+        from genlab.text.evaluate import TEMPERATURES, TEXT_FIGURES
+
+        return Dial("temperature", TEMPERATURES, 8, TEXT_FIGURES,
+                    "Temperature divides the logits before sampling: low keeps to the likeliest tokens (fluent, "
+                    "repetitive, closer to the training text), high flattens the distribution (varied, then noise).")
+
+    def sweep_point(self, value: float, seed: int, n: int) -> dict:
+        return self._sweep().point(value, seed, n)
+
+    def sweep_reference(self, seed: int, n: int) -> dict | None:
+        return self._sweep().reference(seed, n)
+
+    def _sweep(self):
+        """The sweep's reading of the training text, made on first use and kept for every point."""
+        from genlab.text.evaluate import TextSweep
+
+        if getattr(self, "_text_sweep", None) is None:
+            self._text_sweep = TextSweep(self)
+        return self._text_sweep
+
+
+GALLERY_CHARS = 700  # a sample's excerpt in the report: a paragraph, not a page
