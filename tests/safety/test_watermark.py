@@ -88,3 +88,26 @@ def test_genlab_detect_from_the_command_line(docs, tmp_path):
     assert "watermarked: no" in no.stdout
     bad = genlab("sample", str(run), "--watermark-key", "k", "--gamma", "1.5", "--max-new-tokens", "3")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "gamma" in bad.stderr
+
+
+def test_abc_tunes_carry_the_watermark_through_the_same_token_loop(tmp_path):
+    """A music model marks its tunes by the same logits processor; detection reads the .abc file it wrote,
+    calibrated on the run's own training tunes."""
+    from genlab.music.data import _music21_corpus_root
+
+    folder = tmp_path / "tunes"  # 300 real folk tunes: a vocabulary whose pairs a few keys cannot all colour
+    folder.mkdir()
+    for name in ("boehme20.abc",):
+        (folder / name).write_bytes((_music21_corpus_root() / "essenFolksong" / name).read_bytes())
+    run = api.train(str(folder), family="gpt", out=str(tmp_path / "music"), n_layer=1, n_head=2, n_embd=32,
+                    block_size=64, max_steps=40, eval_interval=40, eval_batches=1, seed=0, quiet=True)
+    m = api.load(run)
+    tune = dict(prompt="M:3/4", max_new_tokens=300, seed=2, temperature=1.2)
+    plain = m.write(m.generate(**tune), tmp_path / "plain", formats=("abc",))[0].read_text()
+    zs = [m.detect_watermark(plain, f"key-{k}").z for k in range(20)]
+    assert abs(statistics.mean(zs)) < 2 and max(zs) < 4, zs
+    path = m.write(m.generate(**tune, watermark_key="tune-key"), tmp_path / "marked", formats=("abc",))[0]
+    found = m.detect_watermark(path.read_text(), "tune-key")
+    assert found.watermarked, found.summary()
+    assert not m.detect_watermark(path.read_text(), "another").watermarked
+    assert "tune-key" not in path.read_text()  # the provenance comment names the key's id only

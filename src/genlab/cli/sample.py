@@ -33,8 +33,8 @@ IMAGE_FLAGS = [
     ("weights", str, ["ema", "raw"], "averaged or last weights (default ema)"),
 ]
 WATERMARK_FLAGS = [  # (flag, alias, type, help)
-    ("watermark-key", None, str, "mark the text with the green-list watermark of this secret key (Kirchenbauer et "
-                                 "al. 2023); genlab detect finds it with the same key"),
+    ("watermark-key", None, str, "mark the text or ABC tune with the green-list watermark of this secret key "
+                                 "(Kirchenbauer et al. 2023); genlab detect finds it with the same key"),
     ("watermark-gamma", "--gamma", float, "the green share of the vocabulary, 0 < gamma < 1 (default 0.25)"),
     ("watermark-delta", "--delta", float, "added to green logits: stronger is easier to detect, costs fluency "
                                           "(default 2.0)"),
@@ -85,7 +85,7 @@ def add_parsers(sub) -> None:
                    help="default fp32; bf16 halves the bytes read per token; int8: weights in int8 (text and music "
                         "on CPU), a quarter of them")
     add_image_flags(p)
-    g = p.add_argument_group("watermark (text)")
+    g = p.add_argument_group("watermark (text and ABC tunes)")
     for name, alias, kind, text in WATERMARK_FLAGS:
         g.add_argument(f"--{name}", *([alias] if alias else []), type=kind, default=None, help=text)
     p.add_argument("--interpolate", action="store_true", default=None, help="images: walk between two noises")

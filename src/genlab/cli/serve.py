@@ -16,6 +16,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--api-key", help="require this key as 'Authorization: Bearer KEY' (default: $GENLAB_API_KEY; "
                    "none: open to whoever reaches the address)")
+    p.add_argument("--watermark-key", help="mark every completion and tune with the green-list watermark of this "
+                   "secret key; POST /v1/watermark/detect tests a text for it (default: $GENLAB_WATERMARK_KEY)")
     p.add_argument("--store", default="feedback.sqlite", help="the feedback store that ratings and arena votes go "
                    "into (default feedback.sqlite)")
     p.add_argument("--device", default="auto", help="auto (default: cuda where there is one), cpu or cuda")
@@ -35,4 +37,4 @@ def run(a, argv: list[str]) -> None:
             raise GenlabError(f"{flag} must be 1 or more, got {value}")
     limits = genlab.serve.Limits(max_batch=a.max_batch, max_queue=a.max_queue)
     genlab.serve.serve(a.runs, names=a.name, host=a.host, port=a.port, api_key=a.api_key, store=a.store,
-                       device=a.device, precision=a.precision, limits=limits)
+                       device=a.device, precision=a.precision, limits=limits, watermark_key=a.watermark_key)

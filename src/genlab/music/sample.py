@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from genlab.errors import GenlabError
@@ -26,6 +27,7 @@ from genlab.music.positions import BarRoom
 from genlab.music.tokenizers import EOS, tokens_to_abc
 from genlab.outputs import first_free_number, output_folder
 from genlab.safety.provenance import abc_hash, comment, seal
+from genlab.safety.watermark import TokenWatermarking
 from genlab.sampling.decode import Decoders
 from genlab.sampling.logits import SamplingSettings
 from genlab.sampling.tokens import make_generator, sample_tokens
@@ -50,12 +52,13 @@ class Tune:
         return " ".join(t for t in self.tokens if t not in ("<s>", EOS))
 
 
-class MusicModel(Sampler):
+class MusicModel(TokenWatermarking, Sampler):
     """A trained music model: `m.generate(prompt, ...)` returns Tunes, `m.write(tunes, out_dir)` saves them."""
 
     serves = "music"
     controls = {"prompt": "", "max_new_tokens": 512, "temperature": 0.8, "top_k": None, "top_p": None,
-                "repetition_penalty": 1.0, "stop": [], "seed": None, "num_samples": 1, "constraint": True}
+                "repetition_penalty": 1.0, "stop": [], "seed": None, "num_samples": 1, "constraint": True,
+                **TokenWatermarking.watermark_controls}
     write_options = {"renderer": "auto"}
 
     def __init__(self, run: LoadedRun, tokenizer):
@@ -83,6 +86,11 @@ class MusicModel(Sampler):
             raise GenlabError("--stop is for text; a tune ends at its own end token")
         controls.pop("stop", None)
         constrained = controls.pop("constraint", True)
+        mark = self.watermark(controls.pop("watermark_key", None), controls.pop("watermark_gamma", None),
+                              controls.pop("watermark_delta", None))
+        if mark is not None and self.tokenizer.kind != "abc":
+            raise GenlabError("the watermark is detected in a tune's ABC, and this model writes MIDI events; "
+                              "watermark the tunes of a model trained on ABC")
         s = SamplingSettings(**controls)
         s.validate()
         ids = torch.as_tensor(self.tokenizer.encode_prompt(prompt), dtype=torch.long, device=self.device)
@@ -91,14 +99,16 @@ class MusicModel(Sampler):
             raise GenlabError(f"the prompt is {len(ids)} tokens but this model's context is {limit}; shorten it")
         generator, seed = make_generator(s.seed, self.device)
         self.last_seed = seed
-        self.last_controls = {**{k: v for k, v in controls.items() if v is not None}, "constraint": constrained}
+        self.last_controls = {**{k: v for k, v in controls.items() if v is not None}, "constraint": constrained,
+                              **({"watermark": mark.about()} if mark else {})}  # the key's id, never the key
         n = s.num_samples
         if constrained and self._constraint is None:
             self._constraint = music_constraint(self.tokenizer)
         constraint = self._constraint if constrained else None
         out: list[list[int]] = [[] for _ in range(n)]
         done = [False] * n
-        for step in sample_tokens(self.decoder(n), ids, s, generator, constraint, self.bar_room):
+        for step in sample_tokens(self.decoder(n), ids, s, generator, constraint, self.bar_room,
+                                  logits_processor=mark):
             for i, t in enumerate(step.tolist()):
                 if not done[i]:
                     out[i].append(t)
@@ -107,6 +117,30 @@ class MusicModel(Sampler):
                 break
         prompt_tokens = self.tokenizer.tokens(ids.tolist())
         return [Tune(prompt_tokens + self.tokenizer.tokens(o), seed, i + 1) for i, o in enumerate(out)]
+
+    def watermark_ids(self, abc: str) -> list[int]:
+        """A tune's token ids, read from its ABC (the header's and title's fields as the model writes them)."""
+        from genlab.music.tokenizers import AbcError
+
+        if self.tokenizer.kind != "abc":
+            raise GenlabError("this model writes MIDI events; the watermark is detected in the ABC of an ABC model")
+        try:
+            return [int(i) for i in self.tokenizer.encode_tune(abc)]
+        except (AbcError, GenlabError) as e:
+            raise GenlabError(f"the tune is not ABC this model reads ({e}); give the .abc file genlab wrote") from None
+
+    def human_ids(self) -> list[int]:
+        """The run's training tunes as token ids in this model's vocabulary, from the corpus cache (its first 2M
+        tokens); a fine-tuned model's own vocabulary may differ from the corpus's."""
+        from genlab.music.data import prepare_music
+
+        corpus = prepare_music(self.config["data"]["source"], tokenizer=self.tokenizer.kind, quiet=True)
+        ids = np.asarray(corpus.tokens[:2_000_000])
+        if corpus.tokenizer.vocab != self.tokenizer.vocab:
+            known = np.array([self.tokenizer.index.get(t, -1) for t in corpus.tokenizer.vocab])
+            ids = known[ids]
+            ids = ids[ids >= 0]  # tokens this model never saw carry no mark
+        return ids.tolist()
 
     def content(self, tune: Tune) -> str:
         """A tune as the feedback store keeps it: its ABC (event models: its event tokens)."""
@@ -247,3 +281,48 @@ class MusicModel(Sampler):
         lines = [f"tune {t.index}: {', '.join(t.files)}" + (f"  (could not convert: {t.error})" if t.error else "")
                  for t in tunes]
         return "\n".join([*lines, f"wrote {len(paths)} files to {out_dir}/"])
+
+    # -- genlab report ----------------------------------------------------------------------------------------
+
+    gallery_size = 3  # each tune's audio is inlined: ~45 kB a second of music
+
+    def gallery_html(self, tunes: Tune | list[Tune]) -> str:
+        """Each tune as an audio player (its WAV inlined, provenance inside, as http_output makes it) above its ABC
+        (an event model's tune: its audio only); a tune that cannot be played says why."""
+        import html
+
+        from genlab.safety.provenance import describe
+
+        parts = []
+        for tune in [tunes] if isinstance(tunes, Tune) else tunes:
+            out = self.http_output(tune, formats=tuple(f for f in self.formats if f != "mid"))
+            caption = f"Tune {tune.index}: {describe(out['provenance'])}"
+            audio = (f'<audio controls preload="none" src="data:audio/wav;base64,{out["wav_b64"]}" '
+                     f'aria-label="tune {tune.index}, as audio"></audio>' if out.get("wav_b64") else
+                     f'<p class="note">It cannot be played: {html.escape(str(out.get("error")))}</p>')
+            abc = f"<pre>{html.escape(self.abc(tune))}</pre>" if out.get("abc") else ""  # its provenance: below
+            parts.append(f'<figure class="tune">{audio}{abc}<figcaption>{html.escape(caption)}</figcaption></figure>')
+        return "\n".join(parts)
+
+    def creativity_dial(self):
+        from genlab.modalities import Dial
+        from genlab.music.evaluate import MUSIC_FIGURES, NGRAM, TEMPERATURES
+
+        return Dial("temperature", TEMPERATURES, 16, MUSIC_FIGURES,
+                    "Temperature divides the logits before sampling: low keeps to the likeliest notes (tunes that "
+                    "parse, alike and near the training tunes), high flattens the distribution (new, then broken).",
+                    (f"copied_{NGRAM}gram_share", "longest_copied_notes"))
+
+    def sweep_point(self, value: float, seed: int, n: int) -> dict:
+        return self._sweep().point(value, seed, n)
+
+    def sweep_reference(self, seed: int, n: int) -> dict | None:
+        return self._sweep().reference(seed, n)
+
+    def _sweep(self):
+        """The sweep's reading of the training tunes, made on first use and kept for every point."""
+        from genlab.music.evaluate import MusicSweep
+
+        if getattr(self, "_music_sweep", None) is None:
+            self._music_sweep = MusicSweep(self)
+        return self._music_sweep

@@ -143,3 +143,53 @@ def score(ids: Sequence[int], green_list: GreenList, rate: float | None = None,
     green, scored = green_list.green_count(list(ids))
     z = (green - p * scored) / math.sqrt(scored * p * (1 - p)) if scored else 0.0
     return Detection(z, green, scored, p, threshold)
+
+
+class TokenWatermarking:
+    """Marking and detection for a token model's sampler (text, ABC music), mixed into its Sampler.
+
+    The wing says how a piece of its content becomes token ids (`watermark_ids`) and where its human reference
+    is (`human_ids`: the run's own training data); this class does the rest, one green list per key over the
+    model's vocabulary, the chance rate calibrated per key on that reference and kept."""
+
+    watermark_controls = {"watermark_key": None, "watermark_gamma": 0.25, "watermark_delta": 2.0}
+
+    def watermark_ids(self, content: str) -> list[int]:
+        raise NotImplementedError
+
+    def human_ids(self) -> list[int]:
+        """The run's training data as token ids; a GenlabError or OSError where it cannot be read here."""
+        raise NotImplementedError
+
+    def watermark(self, key: str | None, gamma: float | None = None, delta: float | None = None) -> GreenList | None:
+        """The green-list watermark of `key` over this model's vocabulary (None: no key, no watermark)."""
+        if key is None:
+            return None
+        gamma = self.watermark_controls["watermark_gamma"] if gamma is None else gamma
+        delta = self.watermark_controls["watermark_delta"] if delta is None else delta
+        return GreenList(key, self.model.config.vocab_size, gamma, delta)
+
+    def detect_watermark(self, content: str, key: str, gamma: float | None = None, threshold: float | None = None,
+                         calibrate: bool = True) -> Detection:
+        """How strongly `content` carries the watermark of `key`. With `calibrate`, the chance rate is the key's
+        green share on this run's own training data (human work), which for a small vocabulary can sit well away
+        from gamma; where that data cannot be read, gamma."""
+        mark = self.watermark(key, gamma)
+        rate = self.human_rate(mark) if calibrate else None
+        return score(self.watermark_ids(content), mark, rate, THRESHOLD if threshold is None else threshold)
+
+    def human_rate(self, mark: GreenList) -> float | None:
+        """`mark`'s green share on this run's training data (kept per key), or None where it cannot be read."""
+        import sys
+
+        rates = self.__dict__.setdefault("_human_rates", {})
+        if (mark.key_id, mark.gamma) not in rates:
+            if "_human_ids" not in self.__dict__:
+                try:
+                    self._human_ids = self.human_ids()  # read once for every key
+                except (GenlabError, OSError, KeyError):
+                    print("genlab: note: this run's training data cannot be read here; testing against gamma, "
+                          "uncalibrated", file=sys.stderr)
+                    return None
+            rates[mark.key_id, mark.gamma] = mark.calibrate(self._human_ids)
+        return rates[mark.key_id, mark.gamma]

@@ -44,17 +44,20 @@ def load_models(runs: list[str | os.PathLike], names: list[str] | None = None, *
 
 def serve(runs: list[str | os.PathLike], *, names: list[str] | None = None, host: str = "127.0.0.1",
           port: int = 8000, api_key: str | None = None, store: str | os.PathLike | None = "feedback.sqlite",
-          limits: Limits | None = None, device: str = "auto", precision: str = "fp32") -> None:
-    """Load the runs, then answer HTTP on host:port until interrupted. The key defaults to $GENLAB_API_KEY."""
+          limits: Limits | None = None, device: str = "auto", precision: str = "fp32",
+          watermark_key: str | None = None) -> None:
+    """Load the runs, then answer HTTP on host:port until interrupted. The API key defaults to $GENLAB_API_KEY,
+    the watermark key (which marks every completion and tune) to $GENLAB_WATERMARK_KEY."""
     import uvicorn
 
     api_key = api_key or os.environ.get("GENLAB_API_KEY") or None
+    watermark_key = watermark_key or os.environ.get("GENLAB_WATERMARK_KEY") or None
     listener = bind(host, port)  # before loading: a taken port is the first thing to know
     models = load_models(runs, names, device=device, precision=precision)
     if not is_loopback(host) and api_key is None:
         print(f"genlab: warning: serving on {host} without an API key: anyone who can reach this machine can use "
               "the models; set --api-key or GENLAB_API_KEY", file=sys.stderr)
-    app = create_app(models, api_key=api_key, store=store, limits=limits)
+    app = create_app(models, api_key=api_key, store=store, limits=limits, watermark_key=watermark_key)
     where = f"http://{'[' + host + ']' if ':' in host else host}:{listener.getsockname()[1]}"
     print(f"genlab: serving {', '.join(models)} at {where}/v1 (studio: {where}/); Ctrl+C stops", file=sys.stderr)
     config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2)

@@ -40,6 +40,7 @@ from genlab.serve.schemas import (
     ImageRequest,
     MusicRequest,
     VoteRequest,
+    WatermarkRequest,
 )
 from genlab.serve.studio import FILES, png_settings
 from genlab.serve.workers import ModelWorker, QueueFull
@@ -87,10 +88,13 @@ class Served:
 
 
 def create_app(models: dict[str, Any], *, api_key: str | None = None, store: str | Path | None = None,
-               limits: Limits | None = None, arena_seed: int | None = None) -> FastAPI:
+               limits: Limits | None = None, arena_seed: int | None = None,
+               watermark_key: str | None = None) -> FastAPI:
     """The app serving `models` (name -> a sampler from genlab.load). `api_key`: required as a Bearer token on
     /v1; `store`: the feedback store /v1/feedback and the arena write into (None: both are refused);
-    `arena_seed`: seeds the arena's choice of sides (None: a fresh one)."""
+    `arena_seed`: seeds the arena's choice of sides (None: a fresh one); `watermark_key`: the operator's key,
+    which marks every completion and tune of a model that takes a watermark (the arena's outputs are rated, not
+    published, and stay unmarked) and which POST /v1/watermark/detect tests for."""
     limits = limits or Limits()
     served = {name: Served(name, m, ModelWorker(name, m, limits.max_queue, limits.max_batch))
               for name, m in models.items()}
@@ -108,6 +112,12 @@ def create_app(models: dict[str, Any], *, api_key: str | None = None, store: str
     arena = Arena(arena_seed, limits.open_battles)
     app.state.served, app.state.limits, app.state.metrics, app.state.feedback = served, limits, metrics, feedback
     app.state.arena = arena
+
+    def marked(sampler, controls: dict) -> dict:
+        """The controls with the operator's watermark key, for a model that takes one."""
+        if watermark_key is None or "watermark_key" not in sampler.controls:
+            return controls
+        return {**controls, "watermark_key": watermark_key}
 
     # -- errors in OpenAI's shape -----------------------------------------------------------------------------
 
@@ -167,12 +177,12 @@ def create_app(models: dict[str, Any], *, api_key: str | None = None, store: str
             raise ApiError(401, "missing or wrong API key; send it as 'Authorization: Bearer KEY'",
                            type="authentication_error", code="invalid_api_key")
 
-    def lookup(name: str, api: str) -> Served:
+    def lookup(name: str, api: str | None = None) -> Served:
         if name not in served:
             raise ApiError(404, f"the model {name!r} is not served here; GET /v1/models lists them "
                            f"({', '.join(served)})", type="not_found_error", param="model", code="model_not_found")
         s = served[name]
-        if s.sampler.serves != api:
+        if api is not None and s.sampler.serves != api:
             raise ApiError(400, f"{name} is a {s.sampler.modality} model: ask /v1/{API_PATHS[s.sampler.serves]}",
                            param="model", code="wrong_endpoint")
         return s
@@ -217,19 +227,20 @@ def create_app(models: dict[str, Any], *, api_key: str | None = None, store: str
 
     @app.get("/v1/models", dependencies=[Depends(authorized)])
     async def list_models():
-        return {"object": "list", "data": [model_card(s) for s in served.values()]}
+        return {"object": "list", "data": [model_card(s, marked(s.sampler, {}) != {}) for s in served.values()]}
 
     @app.get("/v1/models/{name}", dependencies=[Depends(authorized)])
     async def one_model(name: str):
         if name not in served:
             raise ApiError(404, f"the model {name!r} is not served here", type="not_found_error", param="model",
                            code="model_not_found")
-        return model_card(served[name])
+        return model_card(served[name], marked(served[name].sampler, {}) != {})
 
     @app.post("/v1/completions", dependencies=[Depends(authorized)])
     async def completions(body: CompletionRequest):
         s = lookup(body.model, "completions")
         prompts, controls = completion_controls(body, s.sampler, limits)
+        controls = marked(s.sampler, controls)
         created, request_id = int(time.time()), "cmpl-" + secrets.token_hex(12)
         events: asyncio.Queue = asyncio.Queue()
         job = start_completion(s, prompts, controls, events.put_nowait if body.stream else None)
@@ -337,7 +348,7 @@ def create_app(models: dict[str, Any], *, api_key: str | None = None, store: str
     @app.post("/v1/music/generations", dependencies=[Depends(authorized)])
     async def music(body: MusicRequest):
         s = lookup(body.model, "music")
-        controls = music_controls(body, s.sampler, limits)
+        controls = marked(s.sampler, music_controls(body, s.sampler, limits))
         formats = tuple(body.formats) if body.formats else None
 
         def run(sampler, emit, cancelled):
@@ -349,6 +360,23 @@ def create_app(models: dict[str, Any], *, api_key: str | None = None, store: str
         made, seed, used = await submit(s, run).future
         data = [{**out, "output_id": keep(s, tune, body.prompt, seed, used)} for tune, out in made]
         return {"created": int(time.time()), "model": s.name, "data": data}
+
+    @app.post("/v1/watermark/detect", dependencies=[Depends(authorized)])
+    async def detect(body: WatermarkRequest):
+        """Whether a text or tune carries this server's watermark, as a model's tokenizer reads it."""
+        s = lookup(body.model)
+        if watermark_key is None:
+            raise ApiError(400, "this server marks nothing; start it with genlab serve ... --watermark-key KEY")
+        if len(body.text) > limits.max_prompt_chars:
+            raise ApiError(413, f"the text is over {limits.max_prompt_chars} characters", param="text")
+
+        def run(sampler, emit, cancelled):  # in the model's worker: calibrating reads the run's training data once
+            return sampler.detect_watermark(body.text, watermark_key)
+
+        found = await submit(s, run).future
+        return {"object": "watermark.detection", "model": s.name, "watermarked": found.watermarked,
+                "z": found.z, "green": found.green, "scored": found.scored, "chance": found.rate,
+                "threshold": found.threshold}
 
     @app.post("/v1/feedback", dependencies=[Depends(authorized)])
     async def give_feedback(body: FeedbackRequest):
@@ -478,11 +506,11 @@ def create_app(models: dict[str, Any], *, api_key: str | None = None, store: str
 API_PATHS = {"completions": "completions", "images": "images/generations", "music": "music/generations"}
 
 
-def model_card(s: Served) -> dict:
+def model_card(s: Served, watermarked: bool = False) -> dict:
     m = s.sampler
     about = {"modality": m.modality, "family": m.config.get("family"), "endpoint": f"/v1/{API_PATHS[m.serves]}",
              "controls": m.controls, "classes": m.prompt_choices, "context": getattr(m.model, "max_context", None),
-             "checkpoint_sha256": m.checkpoint_sha256}
+             "checkpoint_sha256": m.checkpoint_sha256, "watermarked": watermarked}
     return {"id": s.name, "object": "model", "created": int(m.weights_path.stat().st_mtime), "owned_by": "genlab",
             "genlab": about}
 

@@ -65,6 +65,11 @@ class ImageRequest(Body):
     style: str | None = None
 
 
+class WatermarkRequest(Body):
+    model: str = Field(description="the model whose tokenizer made the text (or ABC tune)")
+    text: str = Field(description="the text, or a tune's ABC, to test for the server's watermark")
+
+
 class MusicRequest(Body):
     model: str
     prompt: str = Field("", description="an ABC header such as 'M:6/8 K:Dmaj'")

@@ -15,6 +15,7 @@ from genlab.io import atomic_write_json, atomic_write_text
 from genlab.modalities import LoadedRun, Sampler
 from genlab.outputs import first_free_number, output_folder
 from genlab.safety.provenance import seal, text_hash
+from genlab.safety.watermark import TokenWatermarking
 from genlab.sampling.decode import Decoders
 from genlab.sampling.logits import SamplingSettings
 from genlab.sampling.tokens import make_generator, sample_tokens
@@ -115,21 +116,24 @@ class TextBatch:
     def admits(self, prompt: str, controls: dict) -> bool:
         """Whether this request can join the batch: one sample, within the context (no sliding window)."""
         new_tokens = controls.get("max_new_tokens", TextModel.controls["max_new_tokens"])
-        if controls.get("num_samples", 1) != 1 or controls.get("truncate_prompt") or new_tokens < 1 or \
-                controls.get("watermark_key"):
+        if controls.get("num_samples", 1) != 1 or controls.get("truncate_prompt") or new_tokens < 1:
             return False
         limit = self.rows.max_len
         return limit is None or len(self.sampler.encode_prompt(prompt)) + new_tokens <= limit
 
     def add(self, prompt: str, controls: dict) -> int:
         """Start a request; its handle. What it reports when it ends (see step) is fixed here: seed and controls."""
+        controls = dict(controls)
+        mark = self.sampler.watermark(controls.pop("watermark_key", None), controls.pop("watermark_gamma", None),
+                                      controls.pop("watermark_delta", None))
         s = SamplingSettings(**controls)
         s.validate()
         ids = self.sampler.encode_prompt(prompt)
         _, seed = make_generator(s.seed, self.sampler.device)
-        handle = self.rows.add(ids, s, seed)
+        handle = self.rows.add(ids, s, seed, logits_processor=mark)
         stop = [*s.stop, *getattr(self.sampler.tokenizer, "end_texts", [])]
-        used = {"prompt": prompt, **{k: v for k, v in controls.items() if v is not None}}
+        used = {"prompt": prompt, **{k: v for k, v in controls.items() if v is not None},
+                **({"watermark": mark.about()} if mark else {})}  # the key's id, never the key
         self.requests[handle] = _Request(SampleText(self.sampler.tokenizer, stop), seed, used, len(ids),
                                          s.max_new_tokens)
         return handle
@@ -170,14 +174,14 @@ class _Request:
     left: int  # tokens still to draw
 
 
-class TextModel(Sampler):
+class TextModel(TokenWatermarking, Sampler):
     """A trained text model, ready to sample: `m.generate(...)`, `m.stream(...)`, `m.write(...)`, `m.model`."""
 
     serves = "completions"
 
     controls = {"prompt": "", "max_new_tokens": 256, "temperature": 0.8, "top_k": None, "top_p": None,
                 "repetition_penalty": 1.0, "stop": [], "seed": None, "num_samples": 1, "truncate_prompt": False,
-                "watermark_key": None, "watermark_gamma": 0.25, "watermark_delta": 2.0}
+                **TokenWatermarking.watermark_controls}
 
     def __init__(self, run: LoadedRun, tokenizer):
         super().__init__(run)
@@ -185,8 +189,6 @@ class TextModel(Sampler):
         self._told_context = False
         self.decoder = Decoders(self.model, self.precision)  # the model tuned for decoding n sequences: decoder(n)
         self._batch_model = None
-        self._human_rates: dict[tuple[str, float], float] = {}  # a watermark key's green share on human text
-        self._human_ids: list[int] | None = None  # the training text's tokens, read once for all keys
 
     def endings(self) -> list[dict]:
         """How each sample the last generate() or stream made ended, as OpenAI reports it (genlab serve): see
@@ -241,28 +243,8 @@ class TextModel(Sampler):
         except GenlabError:
             return False
 
-    def watermark(self, key: str | None, gamma: float | None = None, delta: float | None = None):
-        """The green-list watermark of `key` over this model's vocabulary (None: no key, no watermark)."""
-        from genlab.safety.watermark import GreenList
-
-        if key is None:
-            return None
-        gamma = self.controls["watermark_gamma"] if gamma is None else gamma
-        delta = self.controls["watermark_delta"] if delta is None else delta
-        return GreenList(key, self.model.config.vocab_size, gamma, delta)
-
-    def detect_watermark(self, text: str, key: str, gamma: float | None = None, threshold: float | None = None,
-                         calibrate: bool = True):
-        """How strongly `text` carries the watermark of `key` (genlab.safety.watermark.Detection). With
-        `calibrate`, the chance rate is the key's green share on this run's own training text (human text), which
-        for a small vocabulary can sit well away from gamma; where that text cannot be read, gamma."""
-        from genlab.safety.watermark import THRESHOLD, score
-
-        mark = self.watermark(key, gamma)
-        rate = None
-        if calibrate:
-            rate = self.human_rate(mark)
-        return score(self.known_tokens(text), mark, rate, THRESHOLD if threshold is None else threshold)
+    def watermark_ids(self, text: str) -> list[int]:
+        return self.known_tokens(text)
 
     def known_tokens(self, text: str) -> list[int]:
         """The text's token ids; characters a character tokenizer never saw are left out (they carry no mark)."""
@@ -272,22 +254,11 @@ class TextModel(Sampler):
             known = set(getattr(self.tokenizer, "chars", ""))
             return [int(i) for i in self.tokenizer.encode("".join(c for c in text if c in known))]
 
-    def human_rate(self, mark) -> float | None:
-        """`mark`'s green share on this run's training text (kept per key), or None where it cannot be read."""
+    def human_ids(self) -> list[int]:
+        """The run's training text (its first 2 MB: enough to calibrate a key), as token ids."""
         from genlab.text.data import read_text_source
 
-        key, cache = (mark.key_id, mark.gamma), self._human_rates
-        if key not in cache:
-            if self._human_ids is None:
-                try:
-                    human = read_text_source(self.config["data"]["source"])[:2_000_000]
-                except (GenlabError, OSError, KeyError):
-                    print("genlab: note: this run's training text cannot be read here; testing against gamma, "
-                          "uncalibrated", file=sys.stderr)
-                    return None
-                self._human_ids = self.known_tokens(human)
-            cache[key] = mark.calibrate(self._human_ids)
-        return cache[key]
+        return self.known_tokens(read_text_source(self.config["data"]["source"])[:2_000_000])
 
     def _pieces(self, prompt: str, incremental: bool, truncate_prompt: bool = False, watermark_key: str | None = None,
                 watermark_gamma: float | None = None, watermark_delta: float | None = None,
@@ -397,11 +368,12 @@ class TextModel(Sampler):
 
     def creativity_dial(self):
         from genlab.modalities import Dial
-        from genlab.text.evaluate import TEMPERATURES, TEXT_FIGURES
+        from genlab.text.evaluate import COPY_NGRAM, TEMPERATURES, TEXT_FIGURES
 
         return Dial("temperature", TEMPERATURES, 8, TEXT_FIGURES,
                     "Temperature divides the logits before sampling: low keeps to the likeliest tokens (fluent, "
-                    "repetitive, closer to the training text), high flattens the distribution (varied, then noise).")
+                    "repetitive, closer to the training text), high flattens the distribution (varied, then noise).",
+                    ("perplexity", "bits_per_char", f"copied_{COPY_NGRAM}gram_share"))
 
     def sweep_point(self, value: float, seed: int, n: int) -> dict:
         return self._sweep().point(value, seed, n)
