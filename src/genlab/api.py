@@ -381,6 +381,57 @@ def import_run(src: RunPath, *, out: RunPath, format: str = "hf-gpt2") -> Path:
     return do_import(src, out, format)
 
 
+def card(run: RunPath) -> Path:
+    """Rewrite RUN/README.md, the run's model card, from what the run holds now; its path."""
+    from genlab.safety.card import write_model_card
+
+    run_dir = Path(run)
+    _run_config(run_dir)
+    write_model_card(run_dir)
+    return run_dir / "README.md"
+
+
+def report(run: RunPath, out: RunPath = "report.html", **options: Any) -> Path:
+    """One self-contained HTML page about a run: loss curves, a gallery, its evaluations and the creativity dial
+    swept (seed, sweep, num_samples, device, quiet); its path."""
+    from genlab.safety.report import build_report
+
+    return build_report(run, out, **options)
+
+
+def detect(path: RunPath, *, key: str | None = None, run: RunPath | None = None, gamma: float | None = None,
+           threshold: float | None = None, calibrate: bool = True, text: str | None = None):
+    """Whether a file carries a watermark: genlab's invisible mark in an image (.png, .jpg), or the green-list
+    mark of `key` in a text or ABC tune as `run`'s tokenizer reads it (`text`: the text itself, instead of the
+    file's). Its result has .watermarked and .summary()."""
+    from genlab.safety.image_watermark import IMAGE_SUFFIXES, detect_file
+
+    path = Path(path)
+    if text is None and path.suffix.lower() in IMAGE_SUFFIXES:
+        return detect_file(path)
+    if key is None or run is None:
+        raise GenlabError("a text or tune is tested for the watermark of a key, as a run's tokenizer reads it: "
+                          "give --key KEY --run RUN")
+    if text is None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise GenlabError(f"cannot read {path} as UTF-8 text ({e}); give a text file") from None
+        if gamma is None:
+            gamma = _recorded_gamma(path)
+    return load(run).detect_watermark(text, key, gamma=gamma, threshold=threshold, calibrate=calibrate)
+
+
+def _recorded_gamma(path: Path) -> float | None:
+    """The gamma a genlab text or tune was marked with, from its provenance, if it carries one."""
+    from genlab.safety.provenance import inspect_file
+
+    try:
+        return float(inspect_file(path).record["watermark"]["gamma"])
+    except (GenlabError, OSError, KeyError, TypeError, ValueError):
+        return None
+
+
 def inspect(path: RunPath):
     """The provenance a file genlab wrote carries, and whether its content still matches it
     (genlab.safety.provenance.Inspection: .record, .status, .summary())."""

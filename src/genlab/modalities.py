@@ -156,6 +156,31 @@ class Sampler:
     def summary(self, outputs, paths: list[Path], out_dir: str | os.PathLike) -> str:
         return f"wrote {len(paths)} files to {out_dir}/"
 
+    # -- genlab report: the gallery and the creativity dial ---------------------------------------------------
+
+    gallery_size: ClassVar[int] = 4  # outputs the report's gallery shows
+
+    def gallery_html(self, outputs) -> str:
+        """Outputs of generate() as an HTML fragment for genlab report: escaped text, files inlined as data: URIs
+        (the report is one self-contained file), each with its provenance; no headings, no script."""
+        raise GenlabError(f"{self.modality} outputs cannot be shown in a report yet")
+
+    def creativity_dial(self) -> Dial | None:
+        """The control that trades realism for novelty (temperature, guidance), the values a report sweeps and what
+        each point measures; None where this model has none."""
+        return None
+
+    def sweep_point(self, value: float, seed: int, n: int) -> dict[str, dict[str, float | None]]:
+        """n outputs made with the dial at `value` from `seed`, measured: {"quality": {figure: value, ...},
+        "diversity": {...}, "originality": {...}}, the first figure of each axis its headline (None: it could not
+        be measured here, e.g. no training data to compare with)."""
+        raise GenlabError(f"{self.modality} models have no creativity dial to sweep")
+
+    def sweep_reference(self, seed: int, n: int) -> dict[str, dict[str, float | None]] | None:
+        """sweep_point's figures for n held-out real outputs: what a model that made real data would score. None
+        where there is no held-out data to read."""
+        return None
+
 
 class Modality:
     """What every modality offers; `genlab.modalities.registry()` holds one object of each."""
@@ -175,6 +200,13 @@ class Modality:
         "A small model for learning, experiments and generating drafts like its training data. It reproduces "
         "the style, errors and biases of that data and can copy from it. Its outputs are machine-generated and "
         "should be labelled as such.")
+    # the model card's front matter: Hugging Face's pipeline tag (None: no tag fits), the evaluation figures its
+    # model-index lists, and the licence of each built-in dataset (an Hub licence id, or "other" and its name)
+    pipeline_tag: ClassVar[str | None] = None
+    card_metrics: ClassVar[tuple[str, ...]] = ()
+    data_licenses: ClassVar[dict[str, tuple[str, str | None]]] = {}
+    # the model card's watermark paragraph: what marks this modality's outputs can carry, and their limits
+    card_watermark: ClassVar[str] = "Its outputs carry no watermark; rely on their provenance."
 
     def claims(self, source: str) -> bool:
         """Whether a dataset name or path holds this modality's data."""
@@ -213,6 +245,15 @@ class Modality:
     def card_usage(self, run_dir: Path) -> str:
         """A command that samples this run, for the model card."""
         raise NotImplementedError
+
+    def card_generates(self, config: dict) -> str:
+        """The model card's first sentence: what this run makes."""
+        return f"{self.name} like its training data"
+
+    def card_bias(self, config: dict, evaluation: dict | None) -> list[str]:
+        """The model card's bias section, from the run's own evaluation where it measured any."""
+        return ["- it learned whatever its training data over- or under-represents, and its samples repeat it; "
+                "the data has no labels to measure that balance against"]
 
     def check_evaluation(self, precision: str, options: dict[str, Any]) -> dict[str, Any]:
         """The given options this modality's evaluate() takes; any other given option is a one-line error
@@ -375,3 +416,15 @@ def modality_for_training(source: str, family, extensions: str | None = None) ->
     choices = ", ".join(able[:-1]) + f" or {able[-1]}" if len(able) > 1 else able[0]
     raise GenlabError(f"{source} holds {found.name}, which the {family.name} family cannot model; "
                       f"train it with --family {choices}")
+
+
+@dataclass(frozen=True)
+class Dial:
+    """A sampler's creativity dial, as genlab report sweeps it (Sampler.creativity_dial)."""
+
+    control: str  # the generate() control it turns, e.g. temperature, guidance; or, see `about`, the report's own
+    values: tuple[float, ...]  # what a report sweeps by default
+    samples: int  # outputs per value by default: enough for the figures to mean something, few enough to be quick
+    figures: dict[str, str]  # every figure sweep_point reports -> what it measures and which way is better
+    about: str  # one sentence: what turning it up does
+    lower_is_better: tuple[str, ...] = ()  # the figures of `figures` that are better low (a distance, a copy rate)

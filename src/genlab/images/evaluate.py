@@ -223,6 +223,21 @@ def image_metrics(images: torch.Tensor, labels: list[int] | None, data, classifi
     return out
 
 
+def class_balance(data, names: list[str], classifier: FeatureNet, samples: torch.Tensor | None) -> dict:
+    """Bias, measured: each class's share of the training images, and of unconditional samples as the classifier
+    sees them (None for a conditional model: its samples are the labels asked for), and the total variation
+    distance between the two (0: the same balance; 1: no class in common)."""
+    _, labels = data.images("train")
+    train = torch.bincount(labels, minlength=len(names)).float()
+    out = {"train": {n: round(float(v), 4) for n, v in zip(names, train / train.sum(), strict=True)},
+           "samples": None, "total_variation": None}
+    if samples is not None:
+        made = torch.bincount(classifier.predict(samples.cpu().float()), minlength=len(names)).float()
+        out["samples"] = {n: round(float(v), 4) for n, v in zip(names, made / made.sum(), strict=True)}
+        out["total_variation"] = round(0.5 * float((made / made.sum() - train / train.sum()).abs().sum()), 4)
+    return out
+
+
 def real_baselines(data, classifier: FeatureNet, n: int, seed: int = 0) -> dict:
     """The same figures for real images: the held-out images against n training images (as many as samples,
     so both carry the same small-sample bias). What a model that made real images would score."""
@@ -264,6 +279,9 @@ def evaluate_images(m, data: str | None = None, *, num_samples: int = 1000, seed
     metrics.update(real_baselines(ds, classifier, num_samples, seed))
     if "label_accuracy" in metrics and info.get("task") == "classes":
         metrics["real_label_accuracy"] = info["val_accuracy"]  # the classifier on held-out real images
+    if info.get("task") == "classes":
+        metrics["class_balance"] = class_balance(ds, m.class_names, classifier,
+                                                 None if m.model.conditional else images)
     return {**metrics, "num_samples": num_samples, "seed": seed, "sample_seconds": round(seconds, 2),
             "samples_per_s": round(num_samples / seconds, 1), "controls": m.last_controls,
             "data": ds.source, "split": "val", "real_images": len(ds.val), "classifier": info}
@@ -302,3 +320,58 @@ def format_image_metrics(metrics: dict) -> str:
             note = better
         lines.append(figure_line(name, metrics[name], note))
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The creativity dial (genlab report): guidance, or the scale of the starting noise, against the figures above
+# ---------------------------------------------------------------------------------------------------
+
+GUIDANCE_SCALES = (0.0, 1.0, 2.0, 3.0, 5.0)
+NOISE_SCALES = (0.4, 0.6, 0.8, 1.0, 1.2)
+DIAL_FIGURES = {
+    "frechet_distance": "Fréchet distance to held-out real images in the evaluation classifier's feature space; lower "
+                        "is more realistic",
+    "precision": "share of samples inside the real images' k-NN manifold (Kynkäänniemi et al. 2019); higher is more "
+                 "realistic",
+    "label_accuracy": "share of samples the classifier reads as the label they were asked for; higher is better",
+    "recall": "share of real images inside the samples' k-NN manifold: how much of the data's variety the samples "
+              "cover; higher is more diverse",
+    "near_copies": "share of samples closer to a training image than the closest 1% of held-out real images are; "
+                   "lower is more original",
+    "nearest_train_distance": "mean pixel distance from a sample to its nearest training image; higher is further "
+                              "from the training images",
+}
+
+
+class ImageSweep:
+    """An image model's creativity dial: the data and the feature classifier, read or trained once, then each
+    point (a fixed-seed batch measured with image_metrics)."""
+
+    def __init__(self, m, quiet: bool = True):
+        self.m = m
+        self.data = open_run_data(m.config)
+        self.classifier, self.info = cached_classifier(self.data, Path(m.run_dir) / "cache", quiet=quiet)
+        self.real_features = self.classifier.features(self.data.images("val")[0])
+
+    @staticmethod
+    def axes(metrics: dict) -> dict:
+        """image_metrics' figures on the dial's three axes (label accuracy only for a conditional model)."""
+        quality = {k: metrics[k] for k in ("frechet_distance", "precision", "label_accuracy") if k in metrics}
+        return {"quality": quality, "diversity": {"recall": metrics["recall"]},
+                "originality": {k: metrics[k] for k in ("near_copies", "nearest_train_distance")}}
+
+    def point(self, images: torch.Tensor, labels: list[int] | None) -> dict:
+        return self.axes(image_metrics(images, labels, self.data, self.classifier, self.real_features))
+
+    def reference(self, seed: int, n: int) -> dict:
+        """Held-out real images: against n training images for quality and recall, as real_baselines measures
+        them, and their own distance to the training images for originality."""
+        base = real_baselines(self.data, self.classifier, n, seed)
+        real, _ = self.data.images("val")
+        val_nn = nearest_distance(real, self.data.images("train")[0])
+        figures = {"frechet_distance": base["real_frechet_distance"], "precision": base["real_precision"],
+                   "recall": base["real_recall"], "nearest_train_distance": round(float(val_nn.mean()), 4),
+                   "near_copies": round(float((val_nn < torch.quantile(val_nn, 0.01)).float().mean()), 4)}
+        if self.m.model.conditional and self.info.get("task") == "classes":
+            figures["label_accuracy"] = self.info["val_accuracy"]
+        return self.axes(figures)

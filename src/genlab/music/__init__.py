@@ -24,6 +24,15 @@ class MusicModality(Modality):
         "A small model for learning, experiments and sketching tunes like its training tunes. It reproduces "
         "their style and can copy phrases from them (the evaluation's longest_copied_notes says how long). Its "
         "outputs are machine-generated and should be labelled as such.")
+    card_watermark = (
+        "Its ABC tunes can carry the green-list watermark of Kirchenbauer et al. 2023, invisible without its key: "
+        "`genlab sample RUN --watermark-key KEY`, or `genlab serve --watermark-key KEY` for everything served, "
+        "found by `genlab detect FILE --key KEY --run RUN`. It needs about 200 tokens to be found reliably, and "
+        "paraphrase, heavy editing and very predictable tunes wash it out.")
+    card_metrics = ("val_loss", "parse_rate", "bars_right_share", "onset_grid_share", "ended_share",
+                    "longest_copied_notes")
+    # the corpus ships with music21 (BSD-3-Clause); the folk tunes and chorales in it are old, traditional music
+    data_licenses = {"music:folk": ("other", "music21-corpus"), "music:bach": ("other", "music21-corpus")}
 
     def claims(self, source: str) -> bool:
         from genlab.music.data import is_music_source
@@ -63,7 +72,13 @@ class MusicModality(Modality):
         return [f"- tokenizer: {config.get('tokenizer', {}).get('kind')} with {config['model'].get('vocab_size')} "
                 "tokens", *room,
                 f"- split: the last {config['train']['val_fraction']:.0%} of the tunes (in a fixed shuffled order) "
-                "is held out for validation"]
+                f"is held out for validation: {config.get('data', {}).get('train_tunes')} tunes for training, "
+                f"{config.get('data', {}).get('val_tunes')} for validation"]
 
     def card_usage(self, run_dir: Path) -> str:
         return f"genlab sample {run_dir} --prompt \"...\" --temperature 0.8"
+
+    def card_generates(self, config: dict) -> str:
+        if config.get("tokenizer", {}).get("kind") == "abc":
+            return "tunes in ABC notation continuing an ABC header such as `M:6/8 K:Dmaj`, as .abc, .mid and .wav files"
+        return "music as note events, written as MIDI and WAV"

@@ -469,3 +469,68 @@ def music_summary(metrics: dict) -> str:
         real = metrics.get(f"real_{name}")
         line(name, "lower is more original", "" if real is None else f"real tunes: {plain(real)}")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The creativity dial (genlab report): temperature against parse rate, unique tunes and copied phrases
+# ---------------------------------------------------------------------------------------------------
+
+TEMPERATURES = (0.5, 0.7, 0.9, 1.0, 1.2, 1.5)
+SWEEP_NEW_TOKENS = 512  # as evaluate_music samples: room for a whole folk tune
+MUSIC_FIGURES = {
+    "parse_rate": f"share of tunes that parse into at least {MIN_NOTES} notes and survive a MIDI round trip; higher "
+                  "is better",
+    "ended_share": "share of tunes that reached their end token; higher is better",
+    "unique_tunes": "share of the samples that are not a repeat of another sample; higher is more varied",
+    "distinct_4_notes": "unique 4-note runs (pitch and length) over all 4-note runs of the samples; higher is more "
+                        "varied",
+    f"copied_{NGRAM}gram_share": f"copy rate: the share of the samples' {NGRAM}-note runs found in a training tune; "
+                                 "lower is more original",
+    "longest_copied_notes": "the longest run of notes a sample shares with a training tune; lower is more original",
+}
+
+
+class MusicSweep:
+    """A music model's creativity dial: the training tunes' notes, read once, then each point's tunes measured with
+    this module's checks (check_tune, originality)."""
+
+    def __init__(self, m):
+        from genlab.music.data import prepare_music
+
+        self.m = m
+        self.train_codes: list[np.ndarray] | None = None
+        self.held_out: list[list[str]] = []
+        given = m.tokenizer if m.config["train"].get("parent") else None  # as evaluate_music reads a fine-tune's data
+        try:
+            corpus = prepare_music(m.config["data"]["source"], m.tokenizer.kind, m.config["train"]["val_fraction"],
+                                   quiet=True, extensions=m.config["train"].get("extensions"), given=given)
+        except (GenlabError, OSError, KeyError):  # data moved away: no copy rate and no real tunes then
+            return
+        tunes = [m.tokenizer.tokens(corpus.tune(i)) for i in range(corpus.n_tunes)]
+        self.train_codes = [note_codes(*token_notes(m.tokenizer, t)[:2]) for t in tunes[: corpus.n_train]]
+        self.held_out = tunes[corpus.n_train :]
+
+    def figures(self, tunes: list[list[str]]) -> dict:
+        checks = [check_tune(self.m, t) for t in tunes]
+        codes = [note_codes(*token_notes(self.m.tokenizer, t)[:2]) for t in tunes]
+        grams = [tuple(c[i : i + 4]) for c in codes for i in range(len(c) - 3)]
+        copied = originality(codes, self.train_codes) if self.train_codes is not None else {}
+        n = max(1, len(tunes))
+        return {"quality": {"parse_rate": round(sum(c.playable for c in checks) / n, 4),
+                            "ended_share": round(sum(t[-1] == EOS for t in tunes) / n, 4)},
+                "diversity": {"unique_tunes": round(len({tuple(t) for t in tunes}) / n, 4),
+                              "distinct_4_notes": round(len(set(grams)) / len(grams), 4) if grams else 0.0},
+                "originality": {f"copied_{NGRAM}gram_share": copied.get(f"copied_{NGRAM}gram_share"),
+                                "longest_copied_notes": copied.get("longest_copied_notes")}}
+
+    def point(self, temperature: float, seed: int, n: int) -> dict:
+        tunes = self.m.tunes("", num_samples=n, max_new_tokens=SWEEP_NEW_TOKENS, temperature=temperature, seed=seed)
+        return self.figures([t.tokens for t in tunes])
+
+    def reference(self, seed: int, n: int) -> dict | None:
+        """The held-out tunes' figures: n of them, chosen by `seed`."""
+        if not self.held_out:
+            return None
+        rng = np.random.default_rng(seed)
+        pick = rng.choice(len(self.held_out), min(n, len(self.held_out)), replace=False)
+        return self.figures([self.held_out[i] for i in sorted(pick)])

@@ -308,7 +308,7 @@ class MusicModel(TokenWatermarking, Sampler):
         from genlab.modalities import Dial
         from genlab.music.evaluate import MUSIC_FIGURES, NGRAM, TEMPERATURES
 
-        return Dial("temperature", TEMPERATURES, 16, MUSIC_FIGURES,
+        return Dial("temperature", TEMPERATURES, 12, MUSIC_FIGURES,
                     "Temperature divides the logits before sampling: low keeps to the likeliest notes (tunes that "
                     "parse, alike and near the training tunes), high flattens the distribution (new, then broken).",
                     (f"copied_{NGRAM}gram_share", "longest_copied_notes"))

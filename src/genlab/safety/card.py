@@ -6,7 +6,10 @@ describes its data and how to sample it.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+
+import yaml
 
 from genlab.io import atomic_write_text, read_json, run_lock
 from genlab.modalities import OWN_EVALUATION, describe_evaluation, modality_of_run, plain, read_evaluations
@@ -25,28 +28,27 @@ def _write_card(run_dir: Path) -> None:
     config = read_json(run_dir / "config.json")
     state = read_json(run_dir / "trainer_state.json") if (run_dir / "trainer_state.json").exists() else {}
     evals = read_evaluations(run_dir, config)
+    own = evals.get(OWN_EVALUATION)
     train, model, data = config["train"], config["model"], config.get("data", {})
     modality = modality_of_run(config)
     best = state.get("best_val_loss")
     imported = _imported(config)
     params = f"{config.get('n_params', 0) / 1e6:.2f}M parameters"
-    lines = [
-        "---",
-        "library_name: genlab",
-        f"tags: [genlab, {config['family']}, {modality.name}, ai-generated-content]",
-        "---",
-        "",
-        f"# {run_dir.name}",
-        "",
-    ]
+    lines = ["---", yaml.safe_dump(front_matter(run_dir, config, own), sort_keys=False, default_flow_style=None,
+                                   allow_unicode=True, width=1000).rstrip(), "---", "", f"# {run_dir.name}", ""]
+    generates = modality.card_generates(config)
     if imported is None:
+        licence, name = _licence(config)
         lines += [
-            f"A `{config['family']}` model trained with genlab {config.get('genlab_version', '')}: {params}.",
+            f"A `{config['family']}` model trained with genlab {config.get('genlab_version', '')}: {params}. It "
+            f"generates {generates}.",
             "",
             "## Training data",
             "",
             f"- source: `{data.get('source')}` (sha256 of its content `{str(data.get('content_sha256', ''))[:16]}…`)",
             *modality.card_data(config),
+            f"- licence: {name or licence}" + (" (the licence of your own data applies to the model: set it in the "
+                                               "front matter)" if licence == "unknown" else ""),
             "",
             *_lineage(config),
             "## Training",
@@ -54,6 +56,7 @@ def _write_card(run_dir: Path) -> None:
             f"- steps: {state.get('step', 0)} of {train['max_steps']}, batch {train['batch_size']}, "
             f"lr {train['lr']} (warmup {train['warmup_steps']}, cosine to {train['min_lr']}), seed {train['seed']}",
             f"- model: {plain(model)}",
+            f"- compute: {_compute(config, state)}",
             f"- best validation loss: {best:.4f}" if best is not None else "- best validation loss: not evaluated yet",
             "",
         ]
@@ -63,7 +66,7 @@ def _write_card(run_dir: Path) -> None:
         lines += [
             f"A `{config['family']}` model whose weights were imported into genlab {config.get('genlab_version', '')} "
             f"from `{source}` ({_FORMATS.get(fmt, fmt)}): {params}. It was not trained with "
-            "genlab.",
+            f"genlab. It generates {generates}.",
             "",
             "## Training data and training",
             "",
@@ -77,9 +80,23 @@ def _write_card(run_dir: Path) -> None:
     if evals:
         lines += ["## Evaluation", "", *_evaluation(config, evals, run_dir, imported is not None), ""]
     lines += [
-        "## Intended use and limitations",
+        "## Intended use",
+        "",
+        INTENDED_USE,
+        "",
+        "## Limitations",
         "",
         modality.card_limitations,
+        "",
+        "## Bias",
+        "",
+        *modality.card_bias(config, own),
+        "",
+        "## Watermark and provenance",
+        "",
+        PROVENANCE,
+        "",
+        modality.card_watermark,
         "",
         "## How to use",
         "",
@@ -89,6 +106,69 @@ def _write_card(run_dir: Path) -> None:
         "",
     ]
     atomic_write_text(run_dir / "README.md", "\n".join(lines))
+
+
+INTENDED_USE = (
+    "Learning how generative models work, experiments, and drafts in the manner of the training data, reviewed by a "
+    "person before use. Not for work that must be true or fair to people (news, advice, decisions about anyone), "
+    "and not for passing machine-made work off as human.")
+PROVENANCE = (
+    "Every output genlab writes says that it is AI-generated and carries its provenance (model, checkpoint sha256, "
+    "seed, controls, time and the sha256 of its content): a JSON file beside each text, a PNG text chunk, an ABC "
+    "comment, a MIDI text event, a WAV INFO comment, and in each HTTP response. `genlab inspect FILE` prints it "
+    "and says whether the file was altered since. Provenance is removed by a re-save or a screenshot, so its "
+    "absence proves nothing.")
+
+
+def front_matter(run_dir: Path, config: dict, own: dict | None) -> dict:
+    """The card's YAML metadata, as the Hugging Face Hub reads it: library, licence, datasets, tags, the base
+    model of a fine-tune, and the run's own evaluation as a model-index."""
+    modality = modality_of_run(config)
+    source = str(config.get("data", {}).get("source") or config.get("imported_from") or "unknown")
+    licence, name = _licence(config)
+    meta: dict = {"library_name": "genlab", "license": licence}
+    if name:
+        meta["license_name"] = name
+    if not _imported(config):  # a built-in name, or the name of the user's file or folder (not its whole path)
+        meta["datasets"] = [source if ":" in source and not Path(source).exists() else Path(source).name]
+    meta["tags"] = ["genlab", config["family"], modality.name, "ai-generated-content"]
+    if modality.pipeline_tag:
+        meta["pipeline_tag"] = modality.pipeline_tag
+    parent = config.get("parent")
+    if isinstance(parent, dict) and parent.get("path"):
+        meta["base_model"] = Path(str(parent["path"])).name  # the parent run's name, as a Hub id names a model
+    figures = [(k, own[k]) for k in modality.card_metrics if own and _number(own.get(k))]
+    if figures:
+        task = modality.pipeline_tag or f"{modality.name}-generation"
+        meta["model-index"] = [{"name": run_dir.name, "results": [{
+            "task": {"type": task},
+            "dataset": {"name": str(own.get("data") or source), "type": str(own.get("data") or source),
+                        "split": str(own.get("split") or "validation")},
+            "metrics": [{"type": k, "value": v, "name": k.replace("_", " ")} for k, v in figures]}]}]
+    return meta
+
+
+def _licence(config: dict) -> tuple[str, str | None]:
+    """The training data's licence as a Hub licence id (or "other" and its name); "unknown" for a user's data."""
+    source = str(config.get("data", {}).get("source"))
+    return modality_of_run(config).data_licenses.get(source, ("unknown", None))
+
+
+def _number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _compute(config: dict, state: dict) -> str:
+    """Where and how long it trained: device, precision, processes, wall time."""
+    hardware = config.get("hardware") or {}
+    device = hardware.get("device") or config["train"].get("device")
+    name = f" ({hardware['name']}" + (f", {hardware['threads']} threads)" if hardware.get("threads") else ")") \
+        if hardware.get("name") else ""
+    world = (config.get("distributed") or {}).get("world_size", 1)
+    seconds = float(state.get("elapsed_s") or 0)
+    took = f"{seconds / 60:.1f} minutes" if seconds >= 90 else f"{seconds:.0f} s"
+    return (f"{device}{name}, precision {config['train'].get('precision')}, "
+            f"{world} process{'es' if world > 1 else ''}, {took} of training")
 
 
 def _lineage(config: dict) -> list[str]:

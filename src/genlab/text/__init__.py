@@ -20,6 +20,14 @@ class TextModality(Modality):
         "A small model for learning, experiments and generating drafts like its training data. It reproduces "
         "the style, errors and biases of that data, can copy passages from it, and states falsehoods "
         "fluently. Its outputs are machine-generated and should be labelled as such.")
+    pipeline_tag = "text-generation"
+    card_watermark = (
+        "Its text can carry the green-list watermark of Kirchenbauer et al. 2023, invisible without its key: "
+        "`genlab sample RUN --watermark-key KEY`, or `genlab serve --watermark-key KEY` for everything served, "
+        "found by `genlab detect FILE --key KEY --run RUN`. It needs about 200 tokens to be found reliably, and "
+        "paraphrase, heavy editing and very predictable text wash it out.")
+    card_metrics = ("loss", "perplexity", "bits_per_char")
+    data_licenses = {"text:pydocs": ("other", "psf-2.0"), "text:pystdlib": ("other", "psf-2.0")}  # Python's own
 
     def claims(self, source: str) -> bool:
         return True  # any name or path the other modalities leave: its reader says what is wrong with it
@@ -51,9 +59,14 @@ class TextModality(Modality):
         return format_text_metrics(metrics)
 
     def card_data(self, config: dict) -> list[str]:
+        data = config.get("data", {})
         return [f"- tokenizer: {config.get('tokenizer', {}).get('kind')} with {config['model'].get('vocab_size')} "
                 "tokens",
-                f"- split: the last {config['train']['val_fraction']:.0%} of the corpus is held out for validation"]
+                f"- split: the last {config['train']['val_fraction']:.0%} of the corpus is held out for validation: "
+                f"{data.get('train_tokens')} tokens for training, {data.get('val_tokens')} for validation"]
 
     def card_usage(self, run_dir: Path) -> str:
         return f"genlab sample {run_dir} --prompt \"...\" --temperature 0.8"
+
+    def card_generates(self, config: dict) -> str:
+        return "text that continues a prompt in the style of its training text"

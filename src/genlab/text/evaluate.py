@@ -131,3 +131,143 @@ def format_text_metrics(metrics: dict) -> str:
         lines.append(f"measured over {metrics['tokens']} tokens ({metrics.get('characters', '?')} characters), "
                      f"context {metrics.get('block_size', '?')}")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The creativity dial (genlab report): temperature against quality, diversity and originality
+# ---------------------------------------------------------------------------------------------------
+
+TEMPERATURES = (0.5, 0.7, 0.9, 1.0, 1.2, 1.5)
+SWEEP_TOKENS = 160  # new tokens per sample: a few sentences, decoded in a second or two on a CPU
+COPY_NGRAM = 6  # a run of 6 words and punctuation marks: held-out prose shares ~0.5-8% of them with its training text
+TEXT_FIGURES = {
+    "perplexity": "perplexity of the samples under the model itself: lower is more probable text (at the price of "
+                  "dull, repetitive text when very low)",
+    "bits_per_char": "the same as bits per character",
+    "distinct_2": "distinct-2 (Li et al. 2016): unique word pairs over all word pairs of the samples; higher is "
+                  "more varied",
+    "distinct_1": "distinct-1: unique words over all words; higher is more varied",
+    f"copied_{COPY_NGRAM}gram_share": f"copy rate: the share of the samples' runs of {COPY_NGRAM} words and "
+                                      "punctuation marks found verbatim in the training text; lower is more original",
+}
+
+
+def text_units(text: str) -> list[str]:
+    """Words and punctuation marks: the units distinct-n and the copy rate count, whatever the tokenizer."""
+    import re
+
+    return re.findall(r"\w+|[^\w\s]", text)
+
+
+def distinct_n(texts: list[str], n: int) -> float:
+    """Unique n-grams of units over all n-grams, pooled over the texts (Li et al. 2016); 0 when there are none."""
+    grams = [tuple(u[i : i + n]) for u in map(text_units, texts) for i in range(len(u) - n + 1)]
+    return round(len(set(grams)) / len(grams), 4) if grams else 0.0
+
+
+def ngram_hashes(codes: np.ndarray, n: int) -> np.ndarray:
+    """A 64-bit polynomial hash of every window of n codes (non-negative ints), (len - n + 1,)."""
+    if len(codes) < n:
+        return np.zeros(0, dtype=np.uint64)
+    windows = np.lib.stride_tricks.sliding_window_view(codes.astype(np.uint64), n)
+    h = np.zeros(len(windows), dtype=np.uint64)
+    with np.errstate(over="ignore"):  # wrapping modulo 2**64 is the hash
+        for j in range(n):
+            h = h * np.uint64(0x100000001B3) + windows[:, j] + np.uint64(1)
+    return h
+
+
+@torch.inference_mode()
+def sample_perplexity(model, starts: list[list[int]], samples: list[list[int]], device) -> tuple[float, int]:
+    """exp(mean loss per token) of each sample's tokens under `model`, each read after the start it continued;
+    and how many tokens were scored."""
+    rows = [(s, t) for s, t in zip(starts, samples, strict=True) if t]
+    if not rows:
+        return float("nan"), 0
+    width = max(len(s) + len(t) for s, t in rows)
+    x = torch.zeros(len(rows), width, dtype=torch.long)
+    y = torch.full((len(rows), width), -100, dtype=torch.long)  # -100: not scored (the start, the padding)
+    for i, (s, t) in enumerate(rows):
+        seq = torch.as_tensor([*s, *t])
+        x[i, : len(seq)] = seq
+        y[i, len(s) - 1 : len(seq) - 1] = torch.as_tensor(t)
+    logits = model(x[:, :-1].to(device)).float()  # (B, T-1, V)
+    target = y[:, :-1].to(device)
+    nats = F.cross_entropy(logits.reshape(-1, logits.size(-1)), target.reshape(-1), ignore_index=-100,
+                           reduction="sum").item()
+    count = int((target != -100).sum())
+    return math.exp(nats / count), count
+
+
+class TextSweep:
+    """A text model's creativity dial: what it reads once (the training and held-out text), then each point."""
+
+    def __init__(self, m):
+        from genlab.text.data import read_text
+
+        self.m = m
+        self.train_hashes: np.ndarray | None = None
+        self.vocab: dict[str, int] = {}
+        self.held_out = ""
+        try:
+            text, _ = read_text(m.config["data"]["source"], m.config["train"].get("extensions"))
+        except (GenlabError, OSError, KeyError):  # an imported run, or data moved away: no copy rate then
+            return
+        cut = int(len(text) * (1 - m.config["train"]["val_fraction"]))  # by characters: the token split's near twin
+        self.held_out = text[cut:]
+        units = text_units(text[:cut])
+        codes = np.fromiter((self.vocab.setdefault(u, len(self.vocab)) for u in units), dtype=np.int64,
+                            count=len(units))
+        self.train_hashes = np.unique(ngram_hashes(codes, COPY_NGRAM))
+
+    def copy_rate(self, texts: list[str]) -> float | None:
+        """The share of the texts' unit n-grams that occur in the training text (None: it cannot be read)."""
+        if self.train_hashes is None:
+            return None
+        copied = total = 0
+        for units in map(text_units, texts):
+            codes = np.array([self.vocab.get(u, -1) for u in units], dtype=np.int64)
+            if len(codes) < COPY_NGRAM:
+                continue
+            known = np.lib.stride_tricks.sliding_window_view(codes, COPY_NGRAM).min(1) >= 0  # no unseen word in it
+            hits = np.isin(ngram_hashes(np.maximum(codes, 0), COPY_NGRAM), self.train_hashes) & known
+            copied, total = copied + int(hits.sum()), total + len(hits)
+        return round(copied / total, 4) if total else 0.0
+
+    def figures(self, starts: list[list[int]], texts: list[str]) -> dict:
+        from genlab.sampling.decode import inference_copy
+
+        m = self.m
+        samples = [m.known_tokens(t) for t in texts]
+        ppl, _ = sample_perplexity(inference_copy(m.model, m.precision), starts, samples, m.device)
+        chars = sum(len(t) for t in texts)
+        bpc = math.log2(ppl) * sum(map(len, samples)) / chars if chars and math.isfinite(ppl) else float("nan")
+        return {"quality": {"perplexity": round(ppl, 4), "bits_per_char": round(bpc, 4)},
+                "diversity": {"distinct_2": distinct_n(texts, 2), "distinct_1": distinct_n(texts, 1)},
+                "originality": {f"copied_{COPY_NGRAM}gram_share": self.copy_rate(texts)}}
+
+    def new_tokens(self, start: int) -> int:
+        """SWEEP_TOKENS, or fewer where the context ends first: every token is then scored as it was drawn."""
+        limit = self.m.model.max_context
+        return SWEEP_TOKENS if limit is None else max(1, min(SWEEP_TOKENS, limit - start))
+
+    def point(self, temperature: float, seed: int, n: int) -> dict:
+        m = self.m
+        start = m.encode_prompt("").tolist()
+        texts = m.generate(num_samples=n, seed=seed, temperature=temperature,
+                           max_new_tokens=self.new_tokens(len(start)))
+        return self.figures([start] * n, [texts] if isinstance(texts, str) else texts)
+
+    def reference(self, seed: int, n: int) -> dict | None:
+        """The figures of n windows of held-out text, as long as the samples, read from evenly spaced places."""
+        m = self.m
+        if not self.held_out:
+            return None
+        start = m.encode_prompt("").tolist()
+        length = self.new_tokens(len(start))
+        ids = m.known_tokens(self.held_out[: max(200_000, 40 * length * n)])  # enough text for n windows
+        if len(ids) < length * n:
+            return None
+        offsets = np.linspace(0, len(ids) - length, n).astype(int)
+        texts = [m.tokenizer.decode(ids[o : o + length]) for o in offsets]
+        return self.figures([start] * n, texts)

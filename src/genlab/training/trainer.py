@@ -238,7 +238,8 @@ def _set_up(cfg: TrainConfig, family, dist: Distributed, run_dir: Path, resuming
                   **data.preprocessing(), "data": data.describe(), "train": asdict(cfg), "n_params": n_params,
                   **({"parent": tune.record(), "trainable_params": trainable} if tune else {}),
                   "distributed": {"world_size": dist.world_size,
-                                  "global_batch_size": cfg.batch_size * cfg.grad_accum * dist.world_size}}
+                                  "global_batch_size": cfg.batch_size * cfg.grad_accum * dist.world_size},
+                  "hardware": _hardware(device)}  # what the model card reports as its compute
     if dist.is_main:
         atomic_write_json(run_dir / "config.json", run_config)
     if cfg.compile:  # compiles model.forward in place: state_dict keys and checkpoints stay as they are
@@ -257,6 +258,20 @@ def _set_up(cfg: TrainConfig, family, dist: Distributed, run_dir: Path, resuming
         session.say(f"genlab: {dist.world_size} processes ({dist.backend}); global batch "
                     f"{per_process * dist.world_size} = {per_process} per process x {dist.world_size}")
     return session
+
+
+def _hardware(device: torch.device) -> dict:
+    """The device training ran on, in words: a GPU's name, or the CPU's and its threads."""
+    import platform
+
+    if device.type == "cuda":
+        return {"device": "cuda", "name": torch.cuda.get_device_name(device)}
+    name = platform.processor() or platform.machine()
+    try:  # Linux names the CPU model here; platform.processor() is often empty there
+        name = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"device": device.type, "name": name, "threads": torch.get_num_threads()}
 
 
 def _share_global_batch(global_batch: int, saved_world: int, world: int, run_dir: Path) -> int:
