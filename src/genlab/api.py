@@ -270,9 +270,12 @@ def feedback_import(store: RunPath, file: RunPath, *, model: str = "imported") -
         return import_preferences(kept, file, model=model)
 
 
-def load(run: RunPath, *, checkpoint: str = "last", device: str = "auto", precision: str = "fp32"):
+def load(run: RunPath, *, checkpoint: str = "last", device: str = "auto", precision: str = "fp32",
+         content_filter: str | os.PathLike | None = None):
     """Load a run directory for sampling: its modality's sampler, with generate(), write() and, for text,
-    stream(). `checkpoint`: last or best; `precision`: fp32, bf16 or int8 (token models on CPU)."""
+    stream(). `checkpoint`: last or best; `precision`: fp32, bf16 or int8 (token models on CPU);
+    `content_filter`: a TOML file, "default" or "off" (None: the run's own content_filter.toml where it has one,
+    else the built-in list)."""
     from genlab import preflight
     from genlab.align.finetune import run_model, weights_file
     from genlab.families import get_family
@@ -307,9 +310,20 @@ def load(run: RunPath, *, checkpoint: str = "last", device: str = "auto", precis
     preflight.check_memory(shapes_only, dev, preflight.LOAD_COPIES, "loading")
     if weights.name == "model.safetensors":
         preflight.check_weights(shapes_only, weights)
+    screen = run_filter(run_dir, content_filter)
     model = run_model(run_dir, config, folder)
     model.to(dev).eval()
-    return modality.sampler(LoadedRun(model, config, run_dir, dev, precision, weights, preprocessing))
+    return modality.sampler(LoadedRun(model, config, run_dir, dev, precision, weights, preprocessing, screen))
+
+
+def run_filter(run_dir: Path, setting: str | os.PathLike | None = None):
+    """The content filter a run samples through: `setting` (a TOML file, "default", "off"), else the run's own
+    content_filter.toml, else the built-in list."""
+    from genlab.safety.content_filter import load_filter
+
+    if setting is None and (run_dir / "content_filter.toml").is_file():
+        setting = run_dir / "content_filter.toml"
+    return load_filter(setting)
 
 
 def sample(run: RunPath, prompt: str = "", **controls: Any):

@@ -43,6 +43,7 @@ class LoadedRun:
     precision: str  # fp32, bf16 or int8: how sampling runs the model
     weights: Path  # the checkpoint file loaded (model.safetensors, or the best checkpoint's)
     preprocessing: Any = None  # what the modality read back from the run directory (a tokenizer), if anything
+    content_filter: Any = None  # the ContentFilter its prompts and words go through (safety/content_filter.py)
 
 
 class Sampler:
@@ -71,8 +72,15 @@ class Sampler:
         self.device, self.precision = run.device, run.precision
         self.weights_path = Path(run.weights)
         self.provenance_source = Provenance(self.run_dir, self.config, self.weights_path)
+        self.content_filter = run.content_filter  # None: off
         self.last_seed: int | None = None
         self.last_controls: dict = {}
+
+    def screen_prompt(self, prompt: str) -> None:
+        """Refuse a prompt the content filter blocks: ContentFiltered, a GenlabError (the CLI's one line and exit
+        2, the server's 400 of type content_filter)."""
+        if self.content_filter is not None and prompt:
+            self.content_filter.check_prompt(prompt)
 
     @property
     def modality(self) -> str:

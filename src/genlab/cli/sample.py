@@ -81,6 +81,10 @@ def add_parsers(sub) -> None:
     p.add_argument("--checkpoint", default="last", choices=["last", "best"],
                    help="the newest weights (default) or those of the best validation loss")
     p.add_argument("--device", default="auto", help="auto (default: cuda where there is one), cpu or cuda")
+    p.add_argument("--content-filter", metavar="FILE|default|off", default=None,
+                   help="the content filter on prompts and generated words: a TOML file of your own, default "
+                   "(the built-in list) or off (default: the run's content_filter.toml where it has one, else the "
+                   "built-in list)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8"],
                    help="default fp32; bf16 halves the bytes read per token; int8: weights in int8 (text and music "
                         "on CPU), a quarter of them")
@@ -104,7 +108,8 @@ def run(a, argv: list[str]) -> None:
     from genlab import api
 
     a.prompt = read_prompt(a.prompt, a.prompt_file)
-    m = api.load(a.run, checkpoint=a.checkpoint, device=a.device, precision=a.precision)
+    m = api.load(a.run, checkpoint=a.checkpoint, device=a.device, precision=a.precision,
+                 content_filter=a.content_filter)
     given = given_controls(a)
     m.check_controls(given)
     if a.renderer is not None and "renderer" not in m.write_options:

@@ -22,6 +22,10 @@ def add_parsers(sub) -> None:
                    "into (default feedback.sqlite)")
     p.add_argument("--device", default="auto", help="auto (default: cuda where there is one), cpu or cuda")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8"], help="as for genlab sample")
+    p.add_argument("--content-filter", metavar="FILE|default|off", default=None,
+                   help="the content filter on prompts and generated words: a TOML file of your own, default "
+                   "(the built-in list) or off (default: the run's content_filter.toml where it has one, else the "
+                   "built-in list)")
     p.add_argument("--max-batch", type=int, default=32, help="completions of one text model decoded together "
                    "(continuous batching; default 32, 1: one at a time)")
     p.add_argument("--max-queue", type=int, default=64, help="requests waiting per model before the server "
@@ -37,4 +41,5 @@ def run(a, argv: list[str]) -> None:
             raise GenlabError(f"{flag} must be 1 or more, got {value}")
     limits = genlab.serve.Limits(max_batch=a.max_batch, max_queue=a.max_queue)
     genlab.serve.serve(a.runs, names=a.name, host=a.host, port=a.port, api_key=a.api_key, store=a.store,
-                       device=a.device, precision=a.precision, limits=limits, watermark_key=a.watermark_key)
+                       device=a.device, precision=a.precision, limits=limits, watermark_key=a.watermark_key,
+                       content_filter=a.content_filter)

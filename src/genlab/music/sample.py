@@ -93,6 +93,7 @@ class MusicModel(TokenWatermarking, Sampler):
                               "watermark the tunes of a model trained on ABC")
         s = SamplingSettings(**controls)
         s.validate()
+        self.screen_prompt(prompt)  # the header can name a title; the tunes' own titles are genlab's ("genlab tune 3")
         ids = torch.as_tensor(self.tokenizer.encode_prompt(prompt), dtype=torch.long, device=self.device)
         limit = self.model.max_context
         if limit is not None and len(ids) >= limit:

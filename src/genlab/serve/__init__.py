@@ -45,7 +45,7 @@ def load_models(runs: list[str | os.PathLike], names: list[str] | None = None, *
 def serve(runs: list[str | os.PathLike], *, names: list[str] | None = None, host: str = "127.0.0.1",
           port: int = 8000, api_key: str | None = None, store: str | os.PathLike | None = "feedback.sqlite",
           limits: Limits | None = None, device: str = "auto", precision: str = "fp32",
-          watermark_key: str | None = None) -> None:
+          watermark_key: str | None = None, content_filter: str | os.PathLike | None = None) -> None:
     """Load the runs, then answer HTTP on host:port until interrupted. The API key defaults to $GENLAB_API_KEY,
     the watermark key (which marks every completion and tune) to $GENLAB_WATERMARK_KEY."""
     import uvicorn
@@ -53,7 +53,7 @@ def serve(runs: list[str | os.PathLike], *, names: list[str] | None = None, host
     api_key = api_key or os.environ.get("GENLAB_API_KEY") or None
     watermark_key = watermark_key or os.environ.get("GENLAB_WATERMARK_KEY") or None
     listener = bind(host, port)  # before loading: a taken port is the first thing to know
-    models = load_models(runs, names, device=device, precision=precision)
+    models = load_models(runs, names, device=device, precision=precision, content_filter=content_filter)
     if not is_loopback(host) and api_key is None:
         print(f"genlab: warning: serving on {host} without an API key: anyone who can reach this machine can use "
               "the models; set --api-key or GENLAB_API_KEY", file=sys.stderr)

@@ -30,6 +30,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from genlab.errors import GenlabError
+from genlab.safety.content_filter import ContentFiltered, refusal
 from genlab.serve.arena import Arena, Side
 from genlab.serve.metrics import Metrics
 from genlab.serve.schemas import (
@@ -124,6 +125,11 @@ def create_app(models: dict[str, Any], *, api_key: str | None = None, store: str
     @app.exception_handler(ApiError)
     async def api_error(request: Request, e: ApiError):
         return e.response()
+
+    @app.exception_handler(ContentFiltered)
+    async def filtered(request: Request, e: ContentFiltered):
+        return ApiError(400, refusal(e.matches, hint="rephrase it"), type="content_filter", param="prompt",
+                        code="content_filter").response()
 
     @app.exception_handler(GenlabError)
     async def genlab_error(request: Request, e: GenlabError):
@@ -558,6 +564,7 @@ def completion_controls(body: CompletionRequest, sampler, limits: Limits) -> tup
     controls = {k: v for k, v in controls.items() if v is not None}
     SamplingSettings(**controls).validate()
     for p in prompts:
+        sampler.screen_prompt(p)  # refused here, before it waits in a queue
         try:
             sampler.encode_prompt(p)
         except GenlabError as e:
@@ -601,6 +608,7 @@ def music_controls(body: MusicRequest, sampler, limits: Limits) -> dict:
         raise ApiError(400, f"max_tokens is at most {limits.max_tokens}, got {body.max_tokens}", param="max_tokens")
     if len(body.prompt) > limits.max_prompt_chars:
         raise ApiError(413, f"the prompt is over {limits.max_prompt_chars} characters", param="prompt")
+    sampler.screen_prompt(body.prompt)
     controls = {"prompt": body.prompt, "num_samples": body.n, "max_new_tokens": body.max_tokens,
                 "temperature": body.temperature, "top_p": body.top_p, "top_k": body.top_k,
                 "repetition_penalty": body.repetition_penalty, "seed": body.seed, "constraint": body.constraint}

@@ -23,34 +23,77 @@ from genlab.sampling.tokens import make_generator, sample_tokens
 
 class SampleText:
     """One sample's text as its tokens arrive: the new text it is safe to show (not a piece that may yet start a
-    stop string, nor half a character), and whether a stop string ended it (the text is cut before it)."""
+    stop string, nor half a character), and whether a stop string ended it (the text is cut before it).
 
-    def __init__(self, tokenizer, stop: list[str]):
-        self.tokenizer, self.stop = tokenizer, stop
+    With a content filter (`screen`), a word still being written is held back until it ends, so a listed word is
+    redacted before any of it is shown (a spaced-out one, "b a d", may show its first letters), or, where the
+    filter withholds, the sample ends at the first match and shows nothing more (`withheld`)."""
+
+    def __init__(self, tokenizer, stop: list[str], screen=None):
+        self.tokenizer, self.stop, self.screen = tokenizer, stop, screen
         self.hold = max((len(x) for x in stop), default=1) - 1  # text that might start a stop string
         self.ids: list[int] = []
         self.emitted = 0  # characters shown so far
         self.done = False
+        self.matches: list = []  # what the filter found (safety.content_filter.Match)
+        self.withheld = False
 
     def add(self, token: int, show: bool = True) -> str:
         """Take the next token; the text it makes safe to show (with show=False: only whether it stopped)."""
+        if self.withheld:
+            return ""
         self.ids.append(token)
         text, self.done = self._text()
         if not show:
             return ""
         safe = len(text) if self.done else len(text.rstrip("\ufffd")) - self.hold
-        return self._show(text, safe)
+        return self._show(text, safe, final=self.done)
 
     def rest(self) -> str:
         """The text not shown yet, once no token will come."""
+        if self.withheld:
+            return ""
         text, self.done = self._text()
-        return self._show(text, len(text))
+        return self._show(text, len(text), final=True)
 
-    def _show(self, text: str, upto: int) -> str:
+    def filter_record(self) -> dict | None:
+        """What the filter did to this sample, for its provenance (None: no filter ran)."""
+        if self.screen is None:
+            return None
+        outcome = "withheld" if self.withheld else "redacted" if self.matches else "passed"
+        return {**self.screen.describe(), "outcome": outcome, "matches": len(self.matches)}
+
+    def _show(self, text: str, upto: int, final: bool) -> str:
+        if self.withheld:
+            return ""
+        if self.screen is not None and not final:
+            while upto > self.emitted and _in_word(text[upto - 1]):
+                upto -= 1  # a word still being written waits for its end
         if upto <= self.emitted:
             return ""
-        piece, self.emitted = text[self.emitted : upto], upto
-        return piece
+        start, self.emitted = self.emitted, upto
+        if self.screen is None:
+            return text[start:upto]
+        return self._screened(text, start, upto)
+
+    def _screened(self, text: str, start: int, upto: int) -> str:
+        """text[start:upto] with what the filter finds there redacted; the shown text before it is read as context
+        (a match that began there)."""
+        context = max(0, start - SCREEN_CONTEXT)
+        found = [m for m in self.screen.check(text[context:upto]) if context + m.end > start]
+        if not found:
+            return text[start:upto]
+        self.matches += found
+        if self.screen.action == "withhold":
+            self.withheld = self.done = True
+            return ""
+        piece, at = [], start
+        for m in sorted(found, key=lambda m: m.start):
+            a, b = max(context + m.start, at), context + m.end
+            if b > a:
+                piece += [text[at:a], self.screen.mask]
+                at = b
+        return "".join(piece) + text[at:upto]
 
     def _text(self) -> tuple[str, bool]:
         text = self.tokenizer.decode(self.ids)
@@ -58,17 +101,29 @@ class SampleText:
         return (text[:cut], True) if cut >= 0 else (text, False)
 
 
-class TextSampler:
-    """Turns a token stream into text pieces per sample, honouring stop strings while streaming."""
+SCREEN_CONTEXT = 64  # characters of shown text the filter reads again, for a match that began in them
 
-    def __init__(self, tokenizer, stop: list[str]):
+
+def _in_word(c: str) -> bool:
+    """Whether a character may be part of a word the filter reads (letters, leetspeak, invisible joiners)."""
+    import unicodedata
+
+    return c.isalnum() or c in "@$!|*_'" or unicodedata.category(c) in ("Mn", "Cf")
+
+
+class TextSampler:
+    """Turns a token stream into text pieces per sample, honouring stop strings (and a content filter) while
+    streaming."""
+
+    def __init__(self, tokenizer, stop: list[str], screen=None):
         self.tokenizer = tokenizer
         self.stop = list(stop)
+        self.screen = screen
 
     def pieces(self, token_steps: Iterator[torch.Tensor], num_samples: int,
                incremental: bool) -> Iterator[tuple[int, str]]:
         """Yield (sample index, new text) as tokens arrive (incremental) or once at the end."""
-        samples = [SampleText(self.tokenizer, self.stop) for _ in range(num_samples)]
+        samples = [SampleText(self.tokenizer, self.stop, self.screen) for _ in range(num_samples)]
         for tokens in token_steps:
             values = tokens.tolist()
             if not (incremental or self.stop):  # nothing to show or cut before the end: decode once, then
@@ -87,8 +142,10 @@ class TextSampler:
             piece = sample.rest()
             if piece:
                 yield i, piece
-        # how each sample ended, for an API that reports it: the tokens drawn, and whether a stop string ended it
+        # how each sample ended, for an API that reports it: the tokens drawn, whether a stop string ended it, and
+        # what the content filter did
         self.token_counts, self.stopped = [len(x.ids) for x in samples], [x.done for x in samples]
+        self.filter_records, self.withheld = [x.filter_record() for x in samples], [x.withheld for x in samples]
 
 
 class TextBatch:
@@ -123,6 +180,7 @@ class TextBatch:
 
     def add(self, prompt: str, controls: dict) -> int:
         """Start a request; its handle. What it reports when it ends (see step) is fixed here: seed and controls."""
+        self.sampler.screen_prompt(prompt)
         controls = dict(controls)
         mark = self.sampler.watermark(controls.pop("watermark_key", None), controls.pop("watermark_gamma", None),
                                       controls.pop("watermark_delta", None))
@@ -134,8 +192,8 @@ class TextBatch:
         stop = [*s.stop, *getattr(self.sampler.tokenizer, "end_texts", [])]
         used = {"prompt": prompt, **{k: v for k, v in controls.items() if v is not None},
                 **({"watermark": mark.about()} if mark else {})}  # the key's id, never the key
-        self.requests[handle] = _Request(SampleText(self.sampler.tokenizer, stop), seed, used, len(ids),
-                                         s.max_new_tokens)
+        self.requests[handle] = _Request(SampleText(self.sampler.tokenizer, stop, self.sampler.content_filter), seed,
+                                         used, len(ids), s.max_new_tokens)
         return handle
 
     def step(self) -> list[tuple[int, str, dict | None]]:
@@ -162,7 +220,8 @@ class TextBatch:
         request = self.requests.pop(handle)
         self.rows.remove(handle)  # a stop string ended it early; a no-op after its last token
         return self.sampler.ending(request.text.done, len(request.text.ids), request.seed, request.controls,
-                                   request.prompt_tokens)
+                                   request.prompt_tokens, filtered=request.text.filter_record(),
+                                   withheld=request.text.withheld)
 
 
 @dataclass
@@ -189,21 +248,33 @@ class TextModel(TokenWatermarking, Sampler):
         self._told_context = False
         self.decoder = Decoders(self.model, self.precision)  # the model tuned for decoding n sequences: decoder(n)
         self._batch_model = None
+        # what the content filter did to each sample of the last generate() or stream (None: no filter ran)
+        self.last_filter_records: list[dict | None] = []
+        self.last_withheld: list[bool] = []
 
     def endings(self) -> list[dict]:
         """How each sample the last generate() or stream made ended, as OpenAI reports it (genlab serve): see
         ending()."""
-        return [self.ending(stopped, tokens, self.last_seed, self.last_controls, self.last_prompt_tokens, i + 1)
-                for i, (stopped, tokens) in enumerate(zip(self.last_stopped, self.last_completion_tokens,
-                                                          strict=True))]
+        return [self.ending(stopped, tokens, self.last_seed, self.last_controls, self.last_prompt_tokens, i + 1,
+                            filtered, withheld)
+                for i, (stopped, tokens, filtered, withheld) in enumerate(zip(
+                    self.last_stopped, self.last_completion_tokens, self.last_filter_records, self.last_withheld,
+                    strict=True))]
 
     def ending(self, stopped: bool, tokens: int, seed: int, controls: dict, prompt_tokens: int,
-               index: int = 1) -> dict:
-        """One sample's end: finish_reason ("stop": a stop string or end token; "length"), completion_tokens, its
-        provenance, and the seed, controls and prompt tokens it shares with its prompt's other samples."""
-        return {"finish_reason": "stop" if stopped else "length", "completion_tokens": tokens, "seed": seed,
+               index: int = 1, filtered: dict | None = None, withheld: bool = False) -> dict:
+        """One sample's end: finish_reason ("stop": a stop string or end token; "length"; "content_filter": the
+        filter withheld the rest, as OpenAI names it), completion_tokens, its provenance (with what the filter did),
+        and the seed, controls and prompt tokens it shares with its prompt's other samples."""
+        reason = "content_filter" if withheld else "stop" if stopped else "length"
+        return {"finish_reason": reason, "completion_tokens": tokens, "seed": seed,
                 "controls": dict(controls), "prompt_tokens": prompt_tokens,
-                "provenance": self.provenance_source.record(seed, controls, index=index)}
+                "provenance": self.provenance(seed, controls, index, filtered)}
+
+    def provenance(self, seed: int | None, controls: dict, index: int, filtered: dict | None) -> dict:
+        """One sample's record, with what the content filter did to it where one ran."""
+        return self.provenance_source.record(seed, controls, index=index,
+                                             **({"content_filter": filtered} if filtered else {}))
 
     def batch(self, max_rows: int) -> TextBatch | None:
         """Continuous batching of this model's requests (genlab serve), where its family can decode rows at their
@@ -266,6 +337,7 @@ class TextModel(TokenWatermarking, Sampler):
         mark = self.watermark(watermark_key, watermark_gamma, watermark_delta)
         s = SamplingSettings(**controls)
         s.validate()
+        self.screen_prompt(prompt)
         ids = self.encode_prompt(prompt, truncate_prompt)
         limit = self.model.max_context
         if limit is not None and len(ids) + s.max_new_tokens > limit and not self._told_context:
@@ -279,10 +351,11 @@ class TextModel(TokenWatermarking, Sampler):
         self.last_prompt_tokens = len(ids)
         steps = sample_tokens(self.decoder(s.num_samples), ids, s, generator, logits_processor=mark)
         stop = [*s.stop, *getattr(self.tokenizer, "end_texts", [])]  # a tokenizer's end-of-text token ends a sample
-        text = TextSampler(self.tokenizer, stop)
+        text = TextSampler(self.tokenizer, stop, self.content_filter)
         yield from text.pieces(steps, s.num_samples, incremental)
         # OpenAI's usage and finish_reason for the samples just made (genlab serve reports them)
         self.last_completion_tokens, self.last_stopped = text.token_counts, text.stopped
+        self.last_filter_records, self.last_withheld = text.filter_records, text.withheld
 
     def generate(self, prompt: str = "", **controls) -> str | list[str]:
         """Sample a continuation of `prompt` (the continuation only); a list when num_samples > 1."""
@@ -326,9 +399,11 @@ class TextModel(TokenWatermarking, Sampler):
 
     def show(self, texts: str | list[str]) -> str:
         prompt = self.last_controls.get("prompt", "")
+        withheld = self.last_withheld or [False] * (1 if isinstance(texts, str) else len(texts))
         if isinstance(texts, str):
-            return prompt + texts
-        return "\n".join(f"--- sample {i + 1} ---\n{prompt}{text}" for i, text in enumerate(texts))
+            return WITHHELD if withheld[0] else prompt + texts
+        return "\n".join(f"--- sample {i + 1} ---\n{WITHHELD if gone else prompt + text}"
+                         for i, (text, gone) in enumerate(zip(texts, withheld, strict=False)))
 
     def write(self, texts: str | list[str], out_dir, stem: str = "sample") -> list[Path]:
         """Each sample (prompt and continuation) as STEM-SEED-NNN.txt, its provenance beside it as .json."""
@@ -339,7 +414,8 @@ class TextModel(TokenWatermarking, Sampler):
         paths = []
         for i, text in enumerate([texts] if isinstance(texts, str) else texts):
             base = out / f"{prefix}{first + i:03d}"
-            record = self.provenance_source.record(self.last_seed, self.last_controls, index=first + i)
+            filtered = self.last_filter_records[i] if i < len(self.last_filter_records) else None
+            record = self.provenance(self.last_seed, self.last_controls, first + i, filtered)
             atomic_write_text(base.with_suffix(".txt"), prompt + text)
             atomic_write_json(base.with_suffix(".json"), seal(record, "text/plain", text_hash(prompt + text)))
             paths.append(base.with_suffix(".txt"))
@@ -390,4 +466,5 @@ class TextModel(TokenWatermarking, Sampler):
         return self._text_sweep
 
 
+WITHHELD = "(withheld by the content filter)"
 GALLERY_CHARS = 700  # a sample's excerpt in the report: a paragraph, not a page
