@@ -210,6 +210,8 @@ class Modality:
         "should be labelled as such.")
     # the model card's front matter: Hugging Face's pipeline tag (None: no tag fits), the evaluation figures its
     # model-index lists, and the licence of each built-in dataset (an Hub licence id, or "other" and its name)
+    # whether its data can be conversations for a chat fine-tune (genlab finetune --chat)
+    takes_chat: ClassVar[bool] = False
     pipeline_tag: ClassVar[str | None] = None
     card_metrics: ClassVar[tuple[str, ...]] = ()
     data_licenses: ClassVar[dict[str, tuple[str, str | None]]] = {}

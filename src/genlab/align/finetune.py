@@ -176,6 +176,9 @@ class FineTune:
         """The data to train on, read the parent's way: the modality's, or for alignment preference pairs
         (kept in the run, so a resume reads the same ones) scored once by the frozen parent."""
         cfg = self.cfg
+        if cfg.chat and not self.modality.takes_chat:
+            raise GenlabError(f"--chat is for text models; {self.parent.run_dir if self.parent else self.run_dir} is a "
+                              f"{self.modality.name} model")
         if not learns_from_pairs(cfg.objective):  # best-of-n: its kept outputs are ordinary data
             return self.modality.open_data(cfg.data, cfg, block_size, self.preprocessing)
         from genlab.align.dpo import PAIRS_FILE, open_preferences
@@ -213,6 +216,10 @@ class FineTune:
             raise GenlabError(f"{parent.run_dir} is a {parent.family.name} model; a fine-tune keeps its family")
         saved = asdict(parent.family.saved_config(parent.config["model"]))
         differs = [k for k, v in asdict(model_config).items() if saved.get(k) != v]
+        if self.cfg.chat and differs == ["vocab_size"] and model_config.vocab_size > saved["vocab_size"]:
+            model = grow_vocabulary(parent.model(), family.build(model_config))  # the chat template's new tokens
+            family.begin_finetune(model)
+            return model
         if differs:
             k = differs[0]
             raise GenlabError(f"{self.cfg.data} gives {k} {getattr(model_config, k)} but {parent.run_dir} was "
@@ -228,6 +235,24 @@ class FineTune:
         objective = {"objective": self.cfg.objective} if self.cfg.objective else {}
         return {"path": self.cfg.parent, "weights_sha256": self.cfg.parent_sha256,
                 "method": "lora" if self.cfg.lora else "full", **objective}
+
+
+def grow_vocabulary(parent: nn.Module, model: nn.Module) -> nn.Module:
+    """`model` (a larger vocabulary, otherwise the parent's shape) with the parent's weights: every tensor indexed
+    by token (embeddings, output rows, their biases) keeps the parent's rows, and each new token starts at the
+    mean of the old ones (Hewitt 2021: new embeddings near the average change the model's outputs least)."""
+    own, theirs = model.state_dict(), parent.state_dict()
+    for name, old in theirs.items():
+        new = own[name]
+        if new.shape == old.shape:
+            new.copy_(old)
+        elif new.shape[1:] == old.shape[1:] and new.shape[0] > old.shape[0]:
+            new[: old.shape[0]] = old
+            new[old.shape[0] :] = old.float().mean(0).to(old.dtype)
+        else:
+            raise GenlabError(f"{name} is {tuple(old.shape)} in the parent and {tuple(new.shape)} here; only the "
+                              "vocabulary can grow")
+    return model
 
 
 def finetune_settings(parent_dir: Path, data: str, out: Path, *, lora_rank: int | None = None,

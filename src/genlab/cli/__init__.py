@@ -22,10 +22,10 @@ from genlab.runtime import wait_passively_when_busy
 
 wait_passively_when_busy()  # OpenMP reads its wait policy once, when torch loads: before any torch import
 
-from genlab.cli import align, evaluate, export, report, runs, safety, sample, serve, train  # noqa: E402
+from genlab.cli import align, chat, evaluate, export, report, runs, safety, sample, serve, train  # noqa: E402
 from genlab.errors import GenlabError  # noqa: E402
 
-VERBS = (train, sample, evaluate, export, runs, align, serve, safety, report)
+VERBS = (train, sample, chat, evaluate, export, runs, align, serve, safety, report)
 
 
 class Parser(argparse.ArgumentParser):

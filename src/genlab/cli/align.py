@@ -27,6 +27,9 @@ def add_parsers(sub) -> None:
     _add_training_flags(p)
     p.add_argument("--augment", help="images: flip, shift, flip,shift or none")
     p.add_argument("--extensions", help="folder sources: the file extensions to read, comma-separated")
+    p.add_argument("--chat", action="store_true", default=None, help="text: DATA is conversations (text:pyhelp, or "
+                   "a JSONL file of {\"messages\": [...]} or {\"prompt\", \"completion\"}): learn to answer, the "
+                   "loss on the assistant's tokens, with the ChatML template (supervised fine-tuning)")
 
     p = sub.add_parser("align", help="align a run with preferences (DPO against a frozen copy of it)")
     p.set_defaults(handler=run_align)

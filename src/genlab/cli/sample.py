@@ -40,7 +40,7 @@ WATERMARK_FLAGS = [  # (flag, alias, type, help)
                                           "(default 2.0)"),
 ]
 # every control flag, by its name in the samplers' `controls`; a run's sampler takes some of them
-CONTROLS = ("prompt", "stop", "interpolate", "truncate_prompt", "constraint",
+CONTROLS = ("prompt", "suffix", "stop", "interpolate", "truncate_prompt", "constraint",
             *(n.replace("-", "_") for n, _, _ in SAMPLING_FLAGS), *(n for n, _, _, _ in IMAGE_FLAGS),
             *(n.replace("-", "_") for n, _, _, _ in WATERMARK_FLAGS))
 ESCAPES = {"\\n": "\n", "\\t": "\t", "\\r": "\r", "\\\\": "\\"}
@@ -72,6 +72,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--prompt", default=None,
                    help="text to continue, - to read it from standard input (music: a header such as 'M:6/8 K:Dmaj')")
     p.add_argument("--prompt-file", metavar="FILE", default=None, help="read the prompt from this UTF-8 file")
+    p.add_argument("--suffix", default=None, help="code: fill in the middle between --prompt and this text (a "
+                   "model trained with --fim-rate); backslash escapes as for --stop")
     p.add_argument("--truncate-prompt", action="store_true", default=None,
                    help="keep a too-long prompt's last tokens instead of refusing it (text)")
     add_sampling_flags(p)
@@ -117,6 +119,8 @@ def run(a, argv: list[str]) -> None:
                           f"{m.modality} models")
     if "stop" in given:
         given["stop"] = [unescape(x) for x in given["stop"]]
+    if given.get("suffix") is not None:
+        given["suffix"] = unescape(given["suffix"])
     controls = {**m.controls, **given}
     out_dir = a.out_dir or m.default_out_dir
     out = sys.stdout
@@ -127,7 +131,7 @@ def run(a, argv: list[str]) -> None:
         for piece in pieces:
             out.write(piece)
             out.flush()
-        out.write("\n")
+        out.write((controls.get("suffix") or "") + "\n")  # an infill: the middle, then the code it fits before
     else:
         outputs = m.generate(**controls)
         if out_dir is None:

@@ -77,6 +77,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--size", dest="image_size", type=int,
                    help="image side in pixels (default 16 for digits, 28 for MNIST, 32 for folders)")
     p.add_argument("--color", choices=["auto", "grey", "rgb"], help="image channels (default auto)")
+    p.add_argument("--fim-rate", type=float, help="code: the share of training windows rearranged for "
+                   "fill-in-the-middle (prefix, suffix, then middle, between sentinel tokens), so that genlab sample "
+                   "--suffix can fill a gap; StarCoder trains with 0.5 (default: none)")
     p.add_argument("--augment", help="image augmentation: flip, shift, flip,shift or none (default none)")
     p.add_argument("--exclude-labels", metavar="NAMES", help="images: leave out the images of these classes "
                    "(comma-separated class names, e.g. 9); the model keeps their labels, to fine-tune on later")

@@ -34,8 +34,11 @@ from genlab.safety.content_filter import ContentFiltered, refusal
 from genlab.serve.arena import Arena, Side
 from genlab.serve.metrics import Metrics
 from genlab.serve.schemas import (
+    CHAT_MAX_TOKENS,
+    UNSUPPORTED_CHAT_FIELDS,
     UNSUPPORTED_COMPLETION_FIELDS,
     BattleRequest,
+    ChatRequest,
     CompletionRequest,
     FeedbackRequest,
     ImageRequest,
@@ -294,8 +297,10 @@ def create_app(models: dict[str, Any], *, api_key: str | None = None, store: str
 
         return submit(s, run, emit)
 
-    async def stream_completion(s: Served, body: CompletionRequest, job, events: asyncio.Queue, n: int,
-                                created: int, request_id: str):
+    async def stream_completion(s: Served, body: CompletionRequest | ChatRequest, job, events: asyncio.Queue, n: int,
+                                created: int, request_id: str, chat: bool = False):
+        """The job's events as server-sent events: OpenAI's text_completion chunks, or with `chat` its
+        chat.completion.chunk ones (the assistant's role first, then content deltas)."""
         def over(future: asyncio.Future) -> None:  # after every event the job emitted: the loop keeps their order
             error = None if future.cancelled() else future.exception()
             events.put_nowait(("error", error) if error is not None else ("done",))
@@ -304,9 +309,20 @@ def create_app(models: dict[str, Any], *, api_key: str | None = None, store: str
         ends = []
 
         def chunk(choices: list[dict], **extra) -> str:
-            return "data: " + json.dumps({"id": request_id, "object": "text_completion", "created": created,
-                                          "model": s.name, "system_fingerprint": fingerprint(s),
-                                          "choices": choices, **extra}) + "\n\n"
+            return "data: " + json.dumps({"id": request_id, "object": "chat.completion.chunk" if chat else
+                                          "text_completion", "created": created, "model": s.name,
+                                          "system_fingerprint": fingerprint(s), "choices": choices,
+                                          **extra}) + "\n\n"
+
+        def text(i: int, piece: str, **end) -> dict:
+            if chat:
+                return {"index": i, "delta": {"content": piece} if piece else {}, "logprobs": None,
+                        "finish_reason": None, **end}
+            return {"index": i, "text": piece, "logprobs": None, "finish_reason": None, **end}
+
+        if chat:
+            yield chunk([{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
+                          "finish_reason": None} for i in range(n)])
         try:
             while True:
                 item = await events.get()
@@ -320,13 +336,13 @@ def create_app(models: dict[str, Any], *, api_key: str | None = None, store: str
                     break
                 _, i, content = item
                 if item[0] == "piece":
-                    yield chunk([{"index": i, "text": content, "logprobs": None, "finish_reason": None}])
+                    yield chunk([text(i, content)])
                 else:
                     ends.append(content)
                     output_id = keep(s, content["text"], content["controls"]["prompt"], content["seed"],
                                      content["controls"])
-                    yield chunk([{"index": i, "text": "", "logprobs": None, "finish_reason": content["finish_reason"],
-                                  "output_id": output_id, "provenance": content["provenance"]}])
+                    yield chunk([text(i, "", finish_reason=content["finish_reason"], output_id=output_id,
+                                      provenance=content["provenance"])])
             usage = completion_usage(ends, n)
             metrics.tokens(s.name, usage["completion_tokens"])
             if body.stream_options is not None and body.stream_options.include_usage:
@@ -334,6 +350,28 @@ def create_app(models: dict[str, Any], *, api_key: str | None = None, store: str
             yield "data: [DONE]\n\n"
         finally:
             job.cancelled.set()  # a no-op when it finished; frees the model when the client went away
+
+    @app.post("/v1/chat/completions", dependencies=[Depends(authorized)])
+    async def chat_completions(body: ChatRequest):
+        s = lookup(body.model, "completions")
+        prompt, controls = chat_controls(body, s.sampler, limits)
+        controls = marked(s.sampler, controls)
+        created, request_id = int(time.time()), "chatcmpl-" + secrets.token_hex(12)
+        events: asyncio.Queue = asyncio.Queue()
+        job = start_completion(s, [prompt], controls, events.put_nowait if body.stream else None)
+        if body.stream:
+            return StreamingResponse(stream_completion(s, body, job, events, controls["num_samples"], created,
+                                                       request_id, chat=True),
+                                     media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        ends = await job.future
+        choices = [{"index": i, "message": {"role": "assistant", "content": end["text"]}, "logprobs": None,
+                    "finish_reason": end["finish_reason"],
+                    "output_id": keep(s, end["text"], end["controls"]["prompt"], end["seed"], end["controls"]),
+                    "provenance": end["provenance"]} for i, end in enumerate(ends)]
+        usage = completion_usage(ends, controls["num_samples"])
+        metrics.tokens(s.name, usage["completion_tokens"])
+        return {"id": request_id, "object": "chat.completion", "created": created, "model": s.name,
+                "system_fingerprint": fingerprint(s), "choices": choices, "usage": usage}
 
     @app.post("/v1/images/generations", dependencies=[Depends(authorized)])
     async def images(body: ImageRequest):
@@ -572,6 +610,38 @@ def completion_controls(body: CompletionRequest, sampler, limits: Limits) -> tup
             raise ApiError(400, str(e).replace("--truncate-prompt", "a shorter prompt"), param="prompt",
                            code="context_length_exceeded" if too_long else None) from None
     return prompts, controls
+
+
+def chat_controls(body: ChatRequest, sampler, limits: Limits) -> tuple[str, dict]:
+    """The prompt a chat request's messages render to, and its controls, checked as a completion's are; a
+    conversation that leaves no room for the answer is refused (400), not cut."""
+    for name, allowed in UNSUPPORTED_CHAT_FIELDS.items():
+        if getattr(body, name) not in allowed:
+            raise ApiError(400, f"{name} is not supported by genlab; leave it out", param=name,
+                           code="unsupported_parameter")
+    if body.max_tokens is not None and body.max_completion_tokens is not None:
+        raise ApiError(400, "give max_tokens or max_completion_tokens, not both", param="max_completion_tokens")
+    max_tokens = next((x for x in (body.max_tokens, body.max_completion_tokens) if x is not None), CHAT_MAX_TOKENS)
+    if getattr(sampler, "chat_template", None) is None:
+        raise ApiError(400, f"{body.model} has no chat template: it continues text, so ask /v1/completions, or "
+                       "fine-tune it with genlab finetune RUN DATA --chat", param="model", code="no_chat_template")
+    messages = [m.model_dump(exclude_none=True) for m in body.messages]
+    if sum(len(m["content"]) for m in messages) > limits.max_prompt_chars:
+        raise ApiError(413, f"the messages are over {limits.max_prompt_chars} characters; shorten them",
+                       param="messages", code="context_length_exceeded")
+    try:
+        prompt, _ = sampler.chat_prompt([{"role": m["role"], "content": m["content"]} for m in messages],
+                                        max_tokens, drop=False)
+    except ContentFiltered:
+        raise
+    except GenlabError as e:
+        code = "context_length_exceeded" if "context" in str(e) else None
+        raise ApiError(400, str(e), param="messages", code=code) from None
+    as_completion = CompletionRequest(model=body.model, prompt=prompt, max_tokens=max_tokens,
+                                      temperature=body.temperature, top_p=body.top_p, n=body.n, stop=body.stop,
+                                      seed=body.seed, top_k=body.top_k, repetition_penalty=body.repetition_penalty)
+    prompts, controls = completion_controls(as_completion, sampler, limits)
+    return prompts[0], controls
 
 
 def image_controls(body: ImageRequest, sampler, limits: Limits) -> dict:

@@ -44,6 +44,39 @@ class CompletionRequest(Body):
     suffix: str | None = None
 
 
+class ChatMessage(Body):
+    role: Literal["system", "user", "assistant"]
+    content: str
+    name: str | None = None
+
+
+class ChatRequest(Body):
+    model: str
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_tokens: int | None = Field(None, ge=0, description="the longest answer; default 256")
+    max_completion_tokens: int | None = Field(None, ge=0, description="OpenAI's newer name for max_tokens")
+    temperature: float | None = Field(None, ge=0)
+    top_p: float | None = Field(None, gt=0, le=1)
+    n: int = Field(1, ge=1)
+    stop: str | list[str] | None = None
+    seed: int | None = SEED
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    user: str | None = None
+    top_k: int | None = Field(None, ge=1)
+    repetition_penalty: float | None = Field(None, gt=0)
+    # OpenAI's, accepted at their defaults only
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    logit_bias: dict[str, float] | None = None
+
+
+UNSUPPORTED_CHAT_FIELDS = {"logprobs": (None, False), "top_logprobs": (None, 0), "frequency_penalty": (None, 0),
+                           "presence_penalty": (None, 0), "logit_bias": (None, {})}
+CHAT_MAX_TOKENS = 256  # an answer's default length (OpenAI's runs to the context; a small model rambles)
+
 UNSUPPORTED_COMPLETION_FIELDS = {"echo": False, "logprobs": None, "best_of": (None, 1), "frequency_penalty": (None, 0),
                                  "presence_penalty": (None, 0), "logit_bias": (None, {}), "suffix": (None, "")}
 

@@ -20,6 +20,7 @@ class TextModality(Modality):
         "A small model for learning, experiments and generating drafts like its training data. It reproduces "
         "the style, errors and biases of that data, can copy passages from it, and states falsehoods "
         "fluently. Its outputs are machine-generated and should be labelled as such.")
+    takes_chat = True
     pipeline_tag = "text-generation"
     card_watermark = (
         "Its text can carry the green-list watermark of Kirchenbauer et al. 2023, invisible without its key: "
@@ -35,13 +36,19 @@ class TextModality(Modality):
     def open_data(self, source: str, cfg, block_size: int | None, preprocessing=None):
         from genlab.text.data import open_text
 
+        if getattr(cfg, "chat", False):  # conversations, the loss on the assistant's turns (genlab finetune --chat)
+            from genlab.text.chat import open_chat
+
+            return open_chat(source, cfg, block_size, preprocessing)
         return open_text(source, block_size=block_size, tokenizer=cfg.tokenizer, vocab_size=cfg.vocab_size,
-                         val_fraction=cfg.val_fraction, extensions=cfg.extensions, given=preprocessing)
+                         val_fraction=cfg.val_fraction, extensions=cfg.extensions, given=preprocessing,
+                         fim_rate=getattr(cfg, "fim_rate", None))
 
     def load_preprocessing(self, run_dir: Path, config: dict):
-        from genlab.text.tokenizer import load_tokenizer
+        from genlab.text.tokenizer import AddedTokens, load_tokenizer
 
-        return load_tokenizer(config["tokenizer"]["kind"], Path(run_dir) / "tokenizer.json")
+        tokenizer = load_tokenizer(config["tokenizer"]["kind"], Path(run_dir) / "tokenizer.json")
+        return AddedTokens.load(tokenizer, run_dir)  # a chat or code model's special tokens, after its own ids
 
     def sampler(self, run: LoadedRun):
         from genlab.text.sample import TextModel

@@ -525,10 +525,19 @@ class TextData:
     unit = "tok"  # what the progress bar counts per second
     items = "tokens"  # what the training split is counted in
 
-    def __init__(self, corpus: TokenizedCorpus, block_size: int):
+    def __init__(self, corpus: TokenizedCorpus, block_size: int, fim_rate: float | None = None):
+        from genlab.text.tokenizer import AddedTokens
+
         self.corpus = corpus
         self.tokenizer = corpus.tokenizer
         self.block_size = block_size
+        self.fim_rate = fim_rate
+        if fim_rate and not set(FIM_TOKENS) <= set(getattr(self.tokenizer, "specials", ())):
+            kept = getattr(self.tokenizer, "specials", ())  # a chat model's markers stay where they are
+            base = getattr(self.tokenizer, "base", self.tokenizer)
+            self.tokenizer = AddedTokens(base, (*kept, *(t for t in FIM_TOKENS if t not in kept)),
+                                         getattr(self.tokenizer, "end", None) or FIM_END,
+                                         getattr(self.tokenizer, "chat_template", None))
 
     def model_settings(self) -> dict:
         """Settings the model must take from the data."""
@@ -536,7 +545,29 @@ class TextData:
 
     def batch(self, split: str, batch_size: int, generator: torch.Generator):
         data = self.corpus.train if split == "train" else self.corpus.val
-        return random_windows(data, batch_size, self.block_size, generator)
+        x, y = random_windows(data, batch_size, self.block_size, generator)
+        if not self.fim_rate:
+            return x, y
+        return self.fill_in_the_middle(torch.cat([x, y[:, -1:]], dim=1), generator)
+
+    def fill_in_the_middle(self, windows: torch.Tensor, generator: torch.Generator):
+        """Rows of (B, T + 1) tokens, a fim_rate share of them cut at two random points of their first T - 3
+        tokens and rearranged in the suffix-prefix-middle order of bigcode's (StarCoder's) training code,
+        <fim_prefix><fim_suffix> suffix <fim_middle> prefix middle <|endoftext|>: the middle goes straight on
+        from the prefix, with the suffix in view before both, which even a small model learns to use; (input,
+        target) of T tokens each."""
+        B, n = windows.shape
+        ids = self.tokenizer.special_ids
+        pre, mid, suf, end = (ids[t] for t in FIM_TOKENS)
+        chosen = (torch.rand(B, generator=generator) < self.fim_rate).tolist()
+        cuts = torch.randint(n - 4 + 1, (B, 2), generator=generator).sort(dim=1).values.tolist()
+        rows = windows.clone()
+        for r in range(B):
+            if chosen[r]:
+                w, (i, j) = windows[r, : n - 4], cuts[r]
+                rows[r] = torch.cat([w.new_tensor([pre, suf]), w[j:], w.new_tensor([mid]), w[:j],
+                                     w.new_tensor([end])])
+        return rows[:, :-1], rows[:, 1:]
 
     def items_in(self, batch) -> int:
         return batch[0].numel()
@@ -555,6 +586,7 @@ class TextData:
             "skipped_files": int(sum(self.corpus.skipped.values())),
             "skipped_reasons": dict(self.corpus.skipped),
             **(self.corpus.read.describe() if self.corpus.read else {}),
+            **({"fim_rate": self.fim_rate} if self.fim_rate else {}),
         }
 
     def preprocessing(self) -> dict:
@@ -564,8 +596,13 @@ class TextData:
         self.tokenizer.save(Path(run_dir) / "tokenizer.json")
 
 
+FIM_TOKENS = ("<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<|endoftext|>")  # StarCoder's sentinels
+FIM_END = "<|endoftext|>"  # what closes the middle: sampling stops there
+
+
 def open_text(source: str, *, block_size: int, tokenizer: str = "char", vocab_size: int | None = None,
-              val_fraction: float = 0.1, extensions: str | None = None, given=None) -> TextData:
+              val_fraction: float = 0.1, extensions: str | None = None, given=None,
+              fim_rate: float | None = None) -> TextData:
     """A text corpus prepared for training: tokenized (cached; with the `given` tokenizer if any) and cut into
     train and validation. What a folder gave is one line on stderr."""
     corpus = prepare_text(source, tokenizer, vocab_size, val_fraction, extensions=extensions, given=given)
@@ -577,4 +614,4 @@ def open_text(source: str, *, block_size: int, tokenizer: str = "char", vocab_si
                 f"the {split} split of {source} has {len(tokens)} tokens, too few for --block-size {block_size}; "
                 "use a smaller --block-size or more text"
             )
-    return TextData(corpus, block_size)
+    return TextData(corpus, block_size, fim_rate)

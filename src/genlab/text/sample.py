@@ -240,7 +240,7 @@ class TextModel(TokenWatermarking, Sampler):
 
     controls = {"prompt": "", "max_new_tokens": 256, "temperature": 0.8, "top_k": None, "top_p": None,
                 "repetition_penalty": 1.0, "stop": [], "seed": None, "num_samples": 1, "truncate_prompt": False,
-                **TokenWatermarking.watermark_controls}
+                "suffix": None, **TokenWatermarking.watermark_controls}
 
     def __init__(self, run: LoadedRun, tokenizer):
         super().__init__(run)
@@ -291,6 +291,20 @@ class TextModel(TokenWatermarking, Sampler):
             self._batch_model = inference_copy(self.model, self.precision)
         return self._batch_model
 
+    def infill_prompt(self, prefix: str, suffix: str) -> str:
+        """What a fill-in-the-middle model continues to write the code between prefix and suffix, in the
+        suffix-prefix-middle order it was trained in (text/data.py); the middle ends at <|endoftext|>."""
+        from genlab.text.data import FIM_TOKENS
+
+        if not set(FIM_TOKENS) <= set(getattr(self.tokenizer, "specials", ())):
+            raise GenlabError("--suffix fills in the middle, which needs a model trained for it: genlab train DATA "
+                              "--fim-rate 0.5")
+        for text in (prefix, suffix):
+            if any(t in text for t in FIM_TOKENS):
+                raise GenlabError("the prompt and suffix may not spell the fill-in-the-middle sentinels themselves")
+        pre, mid, suf, _ = FIM_TOKENS
+        return f"{pre}{suf}{suffix}{mid}{prefix}"
+
     def encode_prompt(self, prompt: str, truncate: bool = False) -> torch.Tensor:
         """The prompt's token ids; one longer than the context is refused, or with `truncate` cut to its
         last tokens (as nanoGPT crops its context)."""
@@ -333,12 +347,20 @@ class TextModel(TokenWatermarking, Sampler):
 
     def _pieces(self, prompt: str, incremental: bool, truncate_prompt: bool = False, watermark_key: str | None = None,
                 watermark_gamma: float | None = None, watermark_delta: float | None = None,
-                **controls) -> Iterator[tuple[int, str]]:
+                suffix: str | None = None, **controls) -> Iterator[tuple[int, str]]:
         mark = self.watermark(watermark_key, watermark_gamma, watermark_delta)
+        if suffix is not None and suffix.strip():
+            # the middle ends where it reaches the suffix (its first line that holds code), as editors' infill does;
+            # the model's own <|endoftext|> ends it too
+            first = suffix[: len(suffix) - len(suffix.lstrip())] + suffix.lstrip().split("\n", 1)[0]
+            controls["stop"] = [*controls.get("stop", []), first]
         s = SamplingSettings(**controls)
         s.validate()
         self.screen_prompt(prompt)
-        ids = self.encode_prompt(prompt, truncate_prompt)
+        if suffix is not None:
+            self.screen_prompt(suffix)
+        ids = self.encode_prompt(self.infill_prompt(prompt, suffix) if suffix is not None else prompt,
+                                 truncate_prompt)
         limit = self.model.max_context
         if limit is not None and len(ids) + s.max_new_tokens > limit and not self._told_context:
             self._told_context = True  # once per loaded model
@@ -347,6 +369,7 @@ class TextModel(TokenWatermarking, Sampler):
         generator, self.last_seed = make_generator(s.seed, self.device)
         self.last_controls = {"prompt": prompt, **{k: v for k, v in controls.items() if v is not None},
                               **({"truncate_prompt": True} if truncate_prompt else {}),
+                              **({"suffix": suffix} if suffix is not None else {}),
                               **({"watermark": mark.about()} if mark else {})}  # the key's id, never the key
         self.last_prompt_tokens = len(ids)
         steps = sample_tokens(self.decoder(s.num_samples), ids, s, generator, logits_processor=mark)
@@ -386,6 +409,60 @@ class TextModel(TokenWatermarking, Sampler):
         for i, (prompt, text) in enumerate(zip(prompts, outputs, strict=True)):
             atomic_write_text(folder / f"sample-{i:05d}.txt", prompt + text + "\n")
 
+    # -- chat: a run fine-tuned with a chat template (genlab finetune --chat) answers conversations ------------
+
+    @property
+    def chat_template(self):
+        """The run's chat template (genlab.text.chat.ChatTemplate), or None: the model continues text."""
+        from genlab.text.chat import ChatTemplate
+
+        return ChatTemplate.of(self.tokenizer)
+
+    def chat_prompt(self, messages: list[dict], max_new_tokens: int | None = None,
+                    drop: bool = True) -> tuple[str, int]:
+        """The text the model continues to answer `messages`, and how many of the oldest messages (after a
+        system message) were left out to leave room for the answer within the context (`drop=False`: none,
+        a GenlabError instead)."""
+        from genlab.text.chat import check_messages
+
+        template = self.chat_template
+        if template is None:
+            raise GenlabError(f"{self.run_dir.name} has no chat template: it continues text. Teach it to answer "
+                              f"with genlab finetune {self.run_dir} DATA --chat, or sample it as text")
+        messages = list(check_messages(list(messages)))
+        new = self.controls["max_new_tokens"] if max_new_tokens is None else max_new_tokens
+        limit = self.model.max_context
+        room = None if limit is None else limit - min(new, limit // 4)  # an answer past it slides the window
+        dropped = 0
+        while True:
+            prompt = template.render(messages, add_generation_prompt=True)
+            size = len(self.tokenizer.encode(prompt))
+            if room is None or size <= room:
+                return prompt, dropped
+            first = 1 if messages[0]["role"] == "system" else 0
+            if not drop or len(messages) - first <= 1:
+                raise GenlabError(f"the conversation is {size} tokens, and this model's context of {limit} keeps "
+                                  f"{room} of them with room for the answer; shorten the last message")
+            del messages[first]
+            dropped += 1
+
+    def chat(self, messages: list[dict], **controls) -> str | list[str]:
+        """The assistant's answer to a conversation (OpenAI's messages: role and content), or a list of answers
+        when num_samples > 1; the oldest turns that do not fit the context are left out, and it says so."""
+        prompt, dropped = self.chat_prompt(messages, controls.get("max_new_tokens"))
+        if dropped:
+            print(f"genlab: note: the {dropped} oldest message(s) did not fit the context and were left out",
+                  file=sys.stderr)
+        return self.generate(prompt=prompt, **controls)
+
+    def chat_stream(self, messages: list[dict], **controls) -> Iterator[str]:
+        """chat(), piece by piece (one answer)."""
+        prompt, dropped = self.chat_prompt(messages, controls.get("max_new_tokens"))
+        if dropped:
+            print(f"genlab: note: the {dropped} oldest message(s) did not fit the context and were left out",
+                  file=sys.stderr)
+        yield from self.stream(prompt=prompt, **controls)
+
     def stream(self, prompt: str = "", **controls) -> Iterator[str]:
         """Yield the continuation piece by piece as it is sampled (one sample)."""
         if controls.get("num_samples", 1) != 1:
@@ -399,10 +476,11 @@ class TextModel(TokenWatermarking, Sampler):
 
     def show(self, texts: str | list[str]) -> str:
         prompt = self.last_controls.get("prompt", "")
+        suffix = self.last_controls.get("suffix") or ""  # an infill shows the middle in its place
         withheld = self.last_withheld or [False] * (1 if isinstance(texts, str) else len(texts))
         if isinstance(texts, str):
-            return WITHHELD if withheld[0] else prompt + texts
-        return "\n".join(f"--- sample {i + 1} ---\n{WITHHELD if gone else prompt + text}"
+            return WITHHELD if withheld[0] else prompt + texts + suffix
+        return "\n".join(f"--- sample {i + 1} ---\n{WITHHELD if gone else prompt + text + suffix}"
                          for i, (text, gone) in enumerate(zip(texts, withheld, strict=False)))
 
     def write(self, texts: str | list[str], out_dir, stem: str = "sample") -> list[Path]:
@@ -416,8 +494,9 @@ class TextModel(TokenWatermarking, Sampler):
             base = out / f"{prefix}{first + i:03d}"
             filtered = self.last_filter_records[i] if i < len(self.last_filter_records) else None
             record = self.provenance(self.last_seed, self.last_controls, first + i, filtered)
-            atomic_write_text(base.with_suffix(".txt"), prompt + text)
-            atomic_write_json(base.with_suffix(".json"), seal(record, "text/plain", text_hash(prompt + text)))
+            whole = prompt + text + (self.last_controls.get("suffix") or "")
+            atomic_write_text(base.with_suffix(".txt"), whole)
+            atomic_write_json(base.with_suffix(".json"), seal(record, "text/plain", text_hash(whole)))
             paths.append(base.with_suffix(".txt"))
         return paths
 

@@ -230,3 +230,69 @@ def load_tokenizer(kind: str, path: Path):
     if not Path(path).is_file():
         raise TokenizerFileError(f"{path} is missing; the run directory is incomplete")
     return TOKENIZERS[kind].load(path)
+
+
+CONFIG_FILE = "tokenizer_config.json"  # transformers' name: special tokens and the chat template beside tokenizer.json
+
+
+class AddedTokens:
+    """A run's tokenizer with special tokens after its own ids (a chat template's turn markers, fill-in-the-middle
+    sentinels): encode() reads them where a text spells them, decode() writes them back, and everything else goes
+    to the base tokenizer unchanged. They are ids no ordinary text can make, which is why a chat message that
+    spells one out is refused (genlab.text.chat) rather than read. Saved as tokenizer.json (the base tokenizer's,
+    unchanged) and tokenizer_config.json, in transformers' names."""
+
+    def __init__(self, base, specials, end: str | None = None, chat_template: str | None = None):
+        import re
+
+        self.base, self.specials = base, tuple(specials)
+        self.end, self.chat_template = end, chat_template
+        self.kind = base.kind
+        self.offset = base.vocab_size
+        self.vocab_size = base.vocab_size + len(self.specials)
+        self.special_ids = {s: self.offset + i for i, s in enumerate(self.specials)}
+        self._split = re.compile("(" + "|".join(re.escape(s) for s in self.specials) + ")")
+        # sampling stops where the model closes a turn or a text, as at a tokenizer's own end-of-text token
+        self.end_texts = [end] if end else []
+
+    def __getattr__(self, name: str):
+        return getattr(self.base, name)  # chars (a character model's), to_hf, ...
+
+    def encode(self, text: str) -> np.ndarray:
+        parts = [p for p in self._split.split(text) if p]
+        ids = [np.array([self.special_ids[p]]) if p in self.special_ids else self.base.encode(p) for p in parts]
+        return np.concatenate(ids).astype(np.int64) if ids else np.zeros(0, dtype=np.int64)
+
+    def decode(self, ids) -> str:
+        out, run = [], []
+        for i in np.asarray(ids, dtype=np.int64).tolist():
+            if i >= self.offset:
+                out += [self.base.decode(run) if run else "", self.specials[i - self.offset]]
+                run = []
+            else:
+                run.append(i)
+        return "".join(out) + (self.base.decode(run) if run else "")
+
+    def save(self, path: Path) -> None:
+        self.base.save(path)
+        config = {"additional_special_tokens": list(self.specials), "eos_token": self.end,
+                  **({"chat_template": self.chat_template} if self.chat_template else {})}
+        atomic_write_text(Path(path).with_name(CONFIG_FILE), json.dumps(config, indent=2, ensure_ascii=False))
+
+    @classmethod
+    def load(cls, base, run_dir: Path):
+        """The base tokenizer with the special tokens RUN/tokenizer_config.json names, or the base where it has
+        none."""
+        path = Path(run_dir) / CONFIG_FILE
+        if not path.is_file():
+            return base
+        try:
+            config = json.loads(path.read_text(encoding="utf-8"))
+            specials, end, template = config["additional_special_tokens"], config.get("eos_token"), \
+                config.get("chat_template")
+        except (ValueError, KeyError, TypeError) as e:
+            raise corrupt_tokenizer(path, f"no readable special tokens ({e})") from None
+        if not isinstance(specials, list) or not specials or not all(isinstance(s, str) and s for s in specials) \
+                or not isinstance(end, str | None) or not isinstance(template, str | None):
+            raise corrupt_tokenizer(path, "additional_special_tokens must be a list of non-empty strings")
+        return cls(base, specials, end, template)

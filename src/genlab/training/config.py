@@ -65,6 +65,12 @@ class TrainConfig:
     parent: str | None = None
     parent_sha256: str | None = None
     lora: dict[str, Any] | None = None
+    # chat (genlab finetune --chat): the data is conversations, rendered by a chat template whose turn markers join
+    # the vocabulary, and the loss counts the assistant's tokens only (genlab.text.chat)
+    chat: bool = False
+    # code (text): the share of training windows cut into prefix, suffix and middle and trained in that order
+    # between sentinel tokens, so the model can fill in the middle (StarCoder's and Code Llama's FIM)
+    fim_rate: float | None = None
     # alignment (genlab align): what replaces the family's loss, e.g. {"method": "dpo", "beta": 0.1}, with the
     # sha256 of the preference pairs once they are read
     objective: dict[str, Any] | None = None
@@ -107,6 +113,14 @@ class TrainConfig:
         for name in ("n_layer", "n_head", "n_embd", "block_size"):
             if name in self.model and self.model[name] <= 0:
                 raise GenlabError(f"--{name.replace('_', '-')} must be positive, got {self.model[name]}")
+        if self.fim_rate is not None and not 0 < self.fim_rate <= 1:
+            raise GenlabError(f"--fim-rate is the share of windows trained for fill-in-the-middle, in (0, 1]; got "
+                              f"{self.fim_rate}")
+        if self.chat and self.parent is None:
+            raise GenlabError("--chat teaches a trained text model to answer: genlab finetune BASE DATA --chat")
+        if self.chat and self.lora:
+            raise GenlabError("--chat adds the chat template's turn markers to the vocabulary and trains all weights; "
+                              "leave out --lora-rank")
         if self.grad_clip < 0:
             raise GenlabError(f"--grad-clip must be 0 (off) or positive, got {self.grad_clip}")
 
