@@ -1,6 +1,7 @@
 """The text wing: corpora and tokenizers (data, tokenizer), sampling (sample), evaluation (evaluate).
 
     text:pydocs, text:pystdlib   Python's documentation prose and standard library source, no download
+    text:pyhelp                  questions and answers about the standard library, for a chat fine-tune (pyhelp)
     any text file, or a folder   a user's own text or code (data.TEXT_EXTENSIONS, or --extensions)
 """
 

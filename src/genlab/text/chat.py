@@ -37,7 +37,6 @@ IGNORE = -100  # the target of a position the loss skips (torch's cross_entropy 
 CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
           "'<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
 CHATML_TOKENS = ("<|im_start|>", "<|im_end|>")
-ROLES = ("system", "user", "assistant")
 
 
 @dataclass(frozen=True)
@@ -103,20 +102,10 @@ class ChatTemplate:
 
 
 def check_messages(messages) -> list[dict]:
-    """A conversation as OpenAI's API takes it: a list of {"role", "content"} with a known role and text content,
-    a system message only first; a GenlabError naming what is wrong."""
-    if not isinstance(messages, list) or not messages:
-        raise GenlabError("messages must be a non-empty list of {\"role\", \"content\"} objects")
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict) or "role" not in m or "content" not in m:
-            raise GenlabError(f"message {i} must be an object with a role and a content")
-        if m["role"] not in ROLES:
-            raise GenlabError(f"message {i} has the role {m['role']!r}; a role is one of {', '.join(ROLES)}")
-        if not isinstance(m["content"], str):
-            raise GenlabError(f"message {i}'s content must be a string (text), got {type(m['content']).__name__}")
-        if m["role"] == "system" and i != 0:
-            raise GenlabError(f"message {i} is a system message; only the first message may be one")
-    return messages
+    """A conversation as OpenAI's API takes it (genlab.text.conversations.validate_conversation)."""
+    from genlab.text.conversations import validate_conversation
+
+    return validate_conversation(messages)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -91,6 +91,7 @@ def _pystdlib() -> str:
 
 
 BUILTIN_TEXT = {"text:pydocs": _pydocs, "text:pystdlib": _pystdlib}
+CONVERSATION_SETS = ("text:pyhelp",)  # built-in chat data (text/pyhelp.py), for genlab finetune --chat
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -255,6 +256,9 @@ def read_text(source: str, extensions: str | None = None) -> tuple[str, FolderRe
     if source in BUILTIN_TEXT:
         extensions_for_folder(source, extensions)
         return BUILTIN_TEXT[source](), None
+    if source in CONVERSATION_SETS:
+        raise GenlabError(f"{source} holds conversations, not a text to continue: teach a trained text model to "
+                          f"answer with them, genlab finetune BASE {source} --chat")
     path = Path(source).expanduser()
     if not path.exists():
         raise _unknown(source)
@@ -551,20 +555,20 @@ class TextData:
         return self.fill_in_the_middle(torch.cat([x, y[:, -1:]], dim=1), generator)
 
     def fill_in_the_middle(self, windows: torch.Tensor, generator: torch.Generator):
-        """Rows of (B, T + 1) tokens, a fim_rate share of them cut at two random points of their first T - 3
-        tokens and rearranged in the suffix-prefix-middle order of bigcode's (StarCoder's) training code,
-        <fim_prefix><fim_suffix> suffix <fim_middle> prefix middle <|endoftext|>: the middle goes straight on
-        from the prefix, with the suffix in view before both, which even a small model learns to use; (input,
-        target) of T tokens each."""
+        """Rows of (B, T + 1) tokens, a fim_rate share of them rearranged in the suffix-prefix-middle order of
+        bigcode's (StarCoder's) training code, <fim_prefix><fim_suffix> suffix <fim_middle> prefix middle
+        <|endoftext|>, from their first T - 3 tokens: the middle goes straight on from the prefix, with the suffix
+        in view before both, which even a small model learns to use. In this order prefix and middle are one
+        run, so one random cut (where the suffix starts) makes an example; (input, target) of T tokens each."""
         B, n = windows.shape
         ids = self.tokenizer.special_ids
         pre, mid, suf, end = (ids[t] for t in FIM_TOKENS)
         chosen = (torch.rand(B, generator=generator) < self.fim_rate).tolist()
-        cuts = torch.randint(n - 4 + 1, (B, 2), generator=generator).sort(dim=1).values.tolist()
+        cuts = torch.randint(n - 4 + 1, (B,), generator=generator).tolist()
         rows = windows.clone()
         for r in range(B):
             if chosen[r]:
-                w, (i, j) = windows[r, : n - 4], cuts[r]
+                w, j = windows[r, : n - 4], cuts[r]
                 rows[r] = torch.cat([w.new_tensor([pre, suf]), w[j:], w.new_tensor([mid]), w[:j],
                                      w.new_tensor([end])])
         return rows[:, :-1], rows[:, 1:]

@@ -429,7 +429,16 @@ class TextModel(TokenWatermarking, Sampler):
         if template is None:
             raise GenlabError(f"{self.run_dir.name} has no chat template: it continues text. Teach it to answer "
                               f"with genlab finetune {self.run_dir} DATA --chat, or sample it as text")
-        messages = list(check_messages(list(messages)))
+        messages = [dict(m) for m in check_messages(list(messages))]
+        known = getattr(self.tokenizer, "chars", None)  # a character model drops what it never saw, and says so
+        if known is not None:
+            keep, dropped = set(known), 0
+            for m in messages:
+                clean = "".join(c for c in m["content"] if c in keep)
+                dropped, m["content"] = dropped + len(m["content"]) - len(clean), clean
+            if dropped:
+                print(f"genlab: note: {dropped} character(s) this character-level model never saw were left out",
+                      file=sys.stderr)
         new = self.controls["max_new_tokens"] if max_new_tokens is None else max_new_tokens
         limit = self.model.max_context
         room = None if limit is None else limit - min(new, limit // 4)  # an answer past it slides the window
