@@ -10,7 +10,7 @@ import sys
 from genlab.cli.sample import add_image_flags
 
 SAMPLING_OPTIONS = ("num_samples", "seed", "temperature", "top_k", "max_new_tokens", "distribution_samples",
-                    "label", "steps", "guidance", "eta", "sampler", "weights")
+                    "label", "steps", "guidance", "eta", "sampler", "weights", "code_samples")
 
 
 def add_parsers(sub) -> None:
@@ -26,6 +26,8 @@ def add_parsers(sub) -> None:
                    help="text: context of the scored windows, 1 .. the trained block size (default: that size)")
     p.add_argument("--max-tokens", type=int, default=None,
                    help="evaluate at most this many tokens (default: the whole split)")
+    p.add_argument("--code-samples", type=int, default=None, help="code runs (text:pystdlib, a folder of .py): "
+                   "functions sampled to check with ast and compile against as many real ones (default 32)")
     p.add_argument("--device", default="auto", help="auto (default: cuda where there is one), cpu or cuda")
     p.add_argument("--num-samples", type=int, default=None,
                    help="samples to measure (images: default 1000; music: default 100)")

@@ -16,7 +16,7 @@ class TextModality(Modality):
     name = "text"
     datasets = ("text:pydocs", "text:pystdlib")  # data.BUILTIN_TEXT reads them
     batch_kind = "tokens"
-    eval_options = ("split", "block_size", "max_tokens")
+    eval_options = ("split", "block_size", "max_tokens", "code_samples")
     card_limitations = (
         "A small model for learning, experiments and generating drafts like its training data. It reproduces "
         "the style, errors and biases of that data, can copy passages from it, and states falsehoods "

@@ -136,7 +136,7 @@ class ChatData:
         rows = []
         for messages in conversations:
             ids, said = self.template.encode(self.tokenizer, messages)
-            if said[1:].any():  # something the assistant said lies past the first token: it can be learned
+            if said[1 : self.block_size + 1].any():  # the assistant speaks within the window: there is a target
                 rows.append((ids, said))
         return rows
 

@@ -58,9 +58,10 @@ def text_metrics(model, tokenizer, tokens: np.ndarray, block_size: int, device: 
 
 
 def evaluate_text(m, data: str | None = None, *, split: str | None = None, block_size: int | None = None,
-                  max_tokens: int | None = None) -> dict:
+                  max_tokens: int | None = None, code_samples: int | None = None) -> dict:
     """Loss, perplexity and bits per character of a loaded text model on a split of its own corpus
-    (or of `data`), scored as sampling at the model's precision runs it."""
+    (or of `data`), scored as sampling at the model's precision runs it; for a code run, also how many of
+    `code_samples` sampled functions parse, compile and name real things, against held-out real functions."""
     from genlab.sampling.decode import inference_copy
     from genlab.text.data import prepare_text, read_text_source
 
@@ -102,8 +103,42 @@ def evaluate_text(m, data: str | None = None, *, split: str | None = None, block
     # a uniform model over the vocabulary: ln(V) nats a token, whatever the text
     uniform = {"uniform_loss": round(math.log(vocab), 5),
                "uniform_bits_per_char": round(metrics["tokens"] * math.log2(vocab) / max(1, metrics["characters"]), 5)}
+    code = {}
+    if is_code_run(m.config) and data is None:
+        code = code_evaluation(m, m.tokenizer.decode(ids[cut:]), CODE_SAMPLES if code_samples is None else code_samples)
+    elif code_samples is not None:
+        raise GenlabError("--code-samples is for a code run (trained on text:pystdlib or a folder of .py files) on "
+                          "its own data; leave it out")
     return {f"{split}_loss": loss, **metrics, **uniform, "vocab_size": vocab, "data": source, "split": split,
-            "block_size": block, "precision": m.precision}
+            "block_size": block, "precision": m.precision, **code}
+
+
+CODE_SAMPLES = 32  # functions sampled by genlab eval on a code run (bench/code.py samples 200)
+CODE_TEMPERATURE = 0.8
+
+
+def is_code_run(config: dict) -> bool:
+    """A run trained on Python source: text:pystdlib, a folder of .py files only, or with fill-in-the-middle."""
+    data = config.get("data") or {}
+    files = data.get("files_by_extension") or {}
+    return data.get("source") == "text:pystdlib" or bool(data.get("fim_rate")) or (bool(files) and set(files) <= {
+        ".py"})
+
+
+def code_evaluation(m, held_out: str, n: int, seed: int = 0, temperature: float = CODE_TEMPERATURE) -> dict:
+    """n functions sampled from "def " (each cut at the next top-level statement) measured with Python's own ast
+    and compile and against the real standard library, beside n real functions of the held-out source."""
+    from genlab.text.code_metrics import code_figures, first_function, held_out_functions
+
+    if n < 1:
+        raise GenlabError(f"--code-samples must be 1 or more, got {n}")
+    texts = m.generate(prompt="def ", max_new_tokens=320, temperature=temperature, seed=seed, num_samples=n,
+                       stop=["\ndef ", "\nclass "])
+    made = code_figures([first_function("def " + t) for t in ([texts] if isinstance(texts, str) else texts)])
+    real = code_figures(held_out_functions(held_out, n, seed))
+    keys = ("parse_rate", "compile_rate", "resolve_rate", "name_resolution_share", "wrong_stdlib_rate")
+    return {**{f"code_{k}": made[k] for k in keys}, **{f"real_code_{k}": real[k] for k in keys},
+            "code_samples": n, "code_temperature": temperature}
 
 
 def format_text_metrics(metrics: dict) -> str:
@@ -130,7 +165,22 @@ def format_text_metrics(metrics: dict) -> str:
     if "tokens" in metrics:
         lines.append(f"measured over {metrics['tokens']} tokens ({metrics.get('characters', '?')} characters), "
                      f"context {metrics.get('block_size', '?')}")
+    for name, what in CODE_FIGURES:
+        if f"code_{name}" in metrics:
+            lines.append(figure_line(f"code_{name}", metrics[f"code_{name}"], f"{what}; real held-out functions: "
+                                     f"{plain(metrics.get(f'real_code_{name}'))}"))
+    if "code_samples" in metrics:
+        lines.append(f"code: {metrics['code_samples']} functions sampled from 'def ' at temperature "
+                     f"{plain(metrics.get('code_temperature'))}, against as many real ones")
     return "\n".join(lines)
+
+
+CODE_FIGURES = (
+    ("parse_rate", "share of sampled functions that ast.parse reads, higher is better"),
+    ("compile_rate", "share that compile() accepts, higher is better"),
+    ("resolve_rate", "share whose every name is local, builtin or imported and every stdlib reference real"),
+    ("wrong_stdlib_rate", "share that names a stdlib attribute that does not exist, lower is better"),
+)
 
 
 # ---------------------------------------------------------------------------------------------------
