@@ -102,3 +102,24 @@ def test_a_tiny_model_chat_tuned_on_a_few_pairs_answers_them(tmp_path, small_cor
         assert got == answer, (question, got)
     with pytest.raises(GenlabError, match="has no chat template"):
         api.load(base).chat([{"role": "user", "content": "hi"}])
+
+
+def test_chat_fine_tunes_fail_clearly(tmp_path, small_corpus):
+    base = api.train(str(small_corpus), family="gpt", out=str(tmp_path / "base"), n_layer=1, n_head=2, n_embd=16,
+                     block_size=32, max_steps=2, eval_interval=2, eval_batches=1, quiet=True)
+    digits = api.train("images:digits", family="vae", out=str(tmp_path / "digits"), image_size=8, batch_size=32,
+                       max_steps=2, eval_interval=2, eval_batches=1, quiet=True)
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text('{"prompt": "a", "completion": "b"}\n{"prompt": "c", "completion": "d"}\n')
+    with pytest.raises(GenlabError, match="--chat is for text models"):
+        api.finetune(digits, "images:digits", out=tmp_path / "x", chat=True, max_steps=1, quiet=True)
+    with pytest.raises(GenlabError, match="leave out --lora-rank"):
+        api.finetune(base, str(pairs), out=tmp_path / "y", chat=True, lora_rank=2, max_steps=1, quiet=True)
+    with pytest.raises(GenlabError, match="genlab finetune BASE DATA --chat"):
+        api.train(str(pairs), chat=True, out=str(tmp_path / "z"), max_steps=1, quiet=True)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "a", "completion": "b"}\n{"messages": [{"role": "robot", "content": "x"}]}\n')
+    with pytest.raises(GenlabError, match=r"line 2.*unknown role 'robot'"):
+        api.finetune(base, str(bad), out=tmp_path / "w", chat=True, max_steps=1, quiet=True)
+    with pytest.raises(GenlabError, match="holds conversations"):
+        api.train("text:pyhelp", out=str(tmp_path / "v"), max_steps=1, quiet=True)

@@ -260,6 +260,9 @@ def read_text(source: str, extensions: str | None = None) -> tuple[str, FolderRe
         raise GenlabError(f"{source} holds conversations, not a text to continue: teach a trained text model to "
                           f"answer with them, genlab finetune BASE {source} --chat")
     path = Path(source).expanduser()
+    if "+" in source and not path.exists():  # several corpora as one: text:pydocs+text:pystdlib
+        parts = [read_text(part, extensions)[0] for part in source.split("+")]
+        return "\n\n".join(parts), None
     if not path.exists():
         raise _unknown(source)
     cap = f"{MAX_TEXT_FILE_BYTES / 2**20:g} MiB"
