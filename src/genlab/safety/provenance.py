@@ -175,8 +175,11 @@ class Inspection:
             f"when: {r.get('when') or r.get('time')}",
             f"watermark: {_describe_mark(mark)}",
         ]
-        if r.get("content_filter"):
-            lines.append(f"content filter: {_short(r['content_filter'])}")
+        screen = r.get("content_filter")
+        if isinstance(screen, dict):
+            found = f", {screen['matches']} match(es)" if screen.get("matches") else ""
+            lines.append(f"content filter: {screen.get('filter')} ({screen.get('action')}), "
+                         f"{screen.get('outcome')}{found}")
         lines.append({
             "intact": "content: intact (its sha256 matches the one genlab recorded)",
             "altered": "content: ALTERED after genlab wrote it (its sha256 no longer matches the recorded "
