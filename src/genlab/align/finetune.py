@@ -276,8 +276,10 @@ def finetune_settings(parent_dir: Path, data: str, out: Path, *, lora_rank: int 
         LoraSettings(**lora).check()
     elif lora_dropout is not None:
         raise GenlabError("--lora-dropout is for LoRA fine-tuning; add --lora-rank R, or leave it out")
-    # LoRA's few fresh weights start at zero and take the parent's rate; all weights take a tenth of it
-    lr = train.get("lr", 1e-3) * (1.0 if lora else FULL_LR_SHARE)
+    # LoRA's few fresh weights start at zero and take the parent's rate, as a chat fine-tune does (a new format and
+    # new tokens to learn: a tenth of the rate learned them far more slowly in bench/chat.py); all weights take a
+    # tenth of it
+    lr = train.get("lr", 1e-3) * (1.0 if lora or settings.get("chat") else FULL_LR_SHARE)
     values = {**{k: train[k] for k in KEPT_FROM_PARENT if k in train},
               "batch_size": train.get("batch_size"), "weight_decay": train.get("weight_decay"),
               "grad_clip": train.get("grad_clip"), "beta1": train.get("beta1"), "beta2": train.get("beta2"),
