@@ -212,7 +212,10 @@ def run_finetune(a, argv: list[str]) -> None:
                           "--resume RUN2)")
     run = api.finetune(a.run, a.data, out=a.out, resume=a.resume, quiet=a.quiet, **settings)
     print(run)
-    print(f"genlab: sample it with: genlab sample {run}", file=sys.stderr)
+    if a.chat:
+        print(f"genlab: talk with it: genlab chat {run}", file=sys.stderr)
+    else:
+        print(f"genlab: sample it with: genlab sample {run}", file=sys.stderr)
 
 
 def run_merge(a, argv: list[str]) -> None:
