@@ -117,11 +117,13 @@ def create_app(models: dict[str, Any], *, api_key: str | None = None, store: str
     app.state.served, app.state.limits, app.state.metrics, app.state.feedback = served, limits, metrics, feedback
     app.state.arena = arena
 
+    def watermarks(sampler) -> bool:
+        """Whether this server marks the model's outputs: it has a key, and the model takes one."""
+        return watermark_key is not None and "watermark_key" in sampler.controls
+
     def marked(sampler, controls: dict) -> dict:
         """The controls with the operator's watermark key, for a model that takes one."""
-        if watermark_key is None or "watermark_key" not in sampler.controls:
-            return controls
-        return {**controls, "watermark_key": watermark_key}
+        return {**controls, "watermark_key": watermark_key} if watermarks(sampler) else controls
 
     # -- errors in OpenAI's shape -----------------------------------------------------------------------------
 
@@ -236,35 +238,43 @@ def create_app(models: dict[str, Any], *, api_key: str | None = None, store: str
 
     @app.get("/v1/models", dependencies=[Depends(authorized)])
     async def list_models():
-        return {"object": "list", "data": [model_card(s, marked(s.sampler, {}) != {}) for s in served.values()]}
+        return {"object": "list", "data": [model_card(s, watermarks(s.sampler)) for s in served.values()]}
 
     @app.get("/v1/models/{name}", dependencies=[Depends(authorized)])
     async def one_model(name: str):
         if name not in served:
             raise ApiError(404, f"the model {name!r} is not served here", type="not_found_error", param="model",
                            code="model_not_found")
-        return model_card(served[name], marked(served[name].sampler, {}) != {})
+        return model_card(served[name], watermarks(served[name].sampler))
 
     @app.post("/v1/completions", dependencies=[Depends(authorized)])
     async def completions(body: CompletionRequest):
         s = lookup(body.model, "completions")
         prompts, controls = completion_controls(body, s.sampler, limits)
+        return await complete(s, body, prompts, controls, chat=False)
+
+    async def complete(s: Served, body: CompletionRequest | ChatRequest, prompts: list[str], controls: dict,
+                       chat: bool):
+        """A completions or (with `chat`) chat completions answer, whole or streamed, in OpenAI's shape."""
         controls = marked(s.sampler, controls)
-        created, request_id = int(time.time()), "cmpl-" + secrets.token_hex(12)
+        created, request_id = int(time.time()), ("chatcmpl-" if chat else "cmpl-") + secrets.token_hex(12)
         events: asyncio.Queue = asyncio.Queue()
         job = start_completion(s, prompts, controls, events.put_nowait if body.stream else None)
         if body.stream:
             return StreamingResponse(stream_completion(s, body, job, events, controls["num_samples"], created,
-                                                       request_id),
+                                                       request_id, chat),
                                      media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
         ends = await job.future
-        choices = [{"index": i, "text": end["text"], "logprobs": None, "finish_reason": end["finish_reason"],
+        def said(text: str) -> dict:
+            return {"message": {"role": "assistant", "content": text}} if chat else {"text": text}
+
+        choices = [{"index": i, **said(end["text"]), "logprobs": None, "finish_reason": end["finish_reason"],
                     "output_id": keep(s, end["text"], end["controls"]["prompt"], end["seed"], end["controls"]),
                     "provenance": end["provenance"]} for i, end in enumerate(ends)]
         usage = completion_usage(ends, controls["num_samples"])
         metrics.tokens(s.name, usage["completion_tokens"])
-        return {"id": request_id, "object": "text_completion", "created": created, "model": s.name,
-                "system_fingerprint": fingerprint(s), "choices": choices, "usage": usage}
+        return {"id": request_id, "object": "chat.completion" if chat else "text_completion", "created": created,
+                "model": s.name, "system_fingerprint": fingerprint(s), "choices": choices, "usage": usage}
 
     def start_completion(s: Served, prompts: list[str], controls: dict, emit=None):
         """The job making every choice of a completions request (prompt by prompt, n samples each): in the
@@ -355,23 +365,7 @@ def create_app(models: dict[str, Any], *, api_key: str | None = None, store: str
     async def chat_completions(body: ChatRequest):
         s = lookup(body.model, "completions")
         prompt, controls = chat_controls(body, s.sampler, limits)
-        controls = marked(s.sampler, controls)
-        created, request_id = int(time.time()), "chatcmpl-" + secrets.token_hex(12)
-        events: asyncio.Queue = asyncio.Queue()
-        job = start_completion(s, [prompt], controls, events.put_nowait if body.stream else None)
-        if body.stream:
-            return StreamingResponse(stream_completion(s, body, job, events, controls["num_samples"], created,
-                                                       request_id, chat=True),
-                                     media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-        ends = await job.future
-        choices = [{"index": i, "message": {"role": "assistant", "content": end["text"]}, "logprobs": None,
-                    "finish_reason": end["finish_reason"],
-                    "output_id": keep(s, end["text"], end["controls"]["prompt"], end["seed"], end["controls"]),
-                    "provenance": end["provenance"]} for i, end in enumerate(ends)]
-        usage = completion_usage(ends, controls["num_samples"])
-        metrics.tokens(s.name, usage["completion_tokens"])
-        return {"id": request_id, "object": "chat.completion", "created": created, "model": s.name,
-                "system_fingerprint": fingerprint(s), "choices": choices, "usage": usage}
+        return await complete(s, body, [prompt], controls, chat=True)
 
     @app.post("/v1/images/generations", dependencies=[Depends(authorized)])
     async def images(body: ImageRequest):

@@ -19,10 +19,11 @@ class StreamOptions(Body):
     include_usage: bool = False
 
 
-class CompletionRequest(Body):
+class Sampled(Body):
+    """The fields the completions and chat APIs share: the model, OpenAI's dials, genlab's own and OpenAI's
+    penalties (accepted at their defaults only)."""
+
     model: str
-    prompt: str | list[str] = ""
-    max_tokens: int | None = Field(16, ge=0, description="OpenAI's default, 16")
     temperature: float | None = Field(None, ge=0)
     top_p: float | None = Field(None, gt=0, le=1)
     n: int = Field(1, ge=1)
@@ -35,12 +36,18 @@ class CompletionRequest(Body):
     top_k: int | None = Field(None, ge=1)
     repetition_penalty: float | None = Field(None, gt=0)
     # OpenAI's, accepted at their defaults only
-    echo: bool = False
-    logprobs: int | None = None
-    best_of: int | None = None
     frequency_penalty: float | None = None
     presence_penalty: float | None = None
     logit_bias: dict[str, float] | None = None
+
+
+class CompletionRequest(Sampled):
+    prompt: str | list[str] = ""
+    max_tokens: int | None = Field(16, ge=0, description="OpenAI's default, 16")
+    # OpenAI's, accepted at their defaults only
+    echo: bool = False
+    logprobs: int | None = None
+    best_of: int | None = None
     suffix: str | None = None
 
 
@@ -50,27 +57,13 @@ class ChatMessage(Body):
     name: str | None = None
 
 
-class ChatRequest(Body):
-    model: str
+class ChatRequest(Sampled):
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=0, description="the longest answer; default 256")
     max_completion_tokens: int | None = Field(None, ge=0, description="OpenAI's newer name for max_tokens")
-    temperature: float | None = Field(None, ge=0)
-    top_p: float | None = Field(None, gt=0, le=1)
-    n: int = Field(1, ge=1)
-    stop: str | list[str] | None = None
-    seed: int | None = SEED
-    stream: bool = False
-    stream_options: StreamOptions | None = None
-    user: str | None = None
-    top_k: int | None = Field(None, ge=1)
-    repetition_penalty: float | None = Field(None, gt=0)
     # OpenAI's, accepted at their defaults only
     logprobs: bool | None = None
     top_logprobs: int | None = None
-    frequency_penalty: float | None = None
-    presence_penalty: float | None = None
-    logit_bias: dict[str, float] | None = None
 
 
 UNSUPPORTED_CHAT_FIELDS = {"logprobs": (None, False), "top_logprobs": (None, 0), "frequency_penalty": (None, 0),
