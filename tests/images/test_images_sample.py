@@ -14,15 +14,6 @@ from genlab.safety.provenance import read_provenance
 
 
 @pytest.fixture(scope="module")
-def one_thread():
-    # a busy 2-core machine: one thread avoids OpenMP spin-waiting against other processes
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
 def diffusion_run(tmp_path_factory, one_thread):
     """A conditional diffusion model on 8x8 digits, trained for ~25 seconds."""
     out = tmp_path_factory.mktemp("images") / "diffusion"

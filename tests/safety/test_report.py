@@ -12,7 +12,6 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-import torch
 
 from genlab import api
 from genlab.api import report
@@ -25,15 +24,6 @@ TUNES = [
     "X:{i}\nT:t\nM:6/8\nL:1/8\nK:D\n|:A|dfa afd|gfe dcB|AFA dFA|BGE E2A|dfa afd|gfe dcB|AFA Bcd|edc d2:|\n",
     "X:{i}\nT:t\nM:2/4\nL:1/8\nK:G\nGA|B2 BA|G2 GA|B2 d2|e4|d2 BA|G2 E2|D2 EF|G4|]\n",
 ]
-
-
-@pytest.fixture(scope="module")
-def one_thread():
-    # a busy 2-core machine: one thread avoids OpenMP spin-waiting against other processes
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

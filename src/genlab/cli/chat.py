@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sys
 
+from genlab.cli.sample import add_content_filter_flag
+
 HELP = ("type a message; /reset forgets the conversation, /system TEXT sets the system message, /temperature X, "
         "/top-p X, /top-k N, /max-tokens N and /seed N change the sampling, /bye ends (or Ctrl-D); Ctrl-C stops an "
         "answer")
@@ -30,8 +32,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--checkpoint", default="last", choices=["last", "best"])
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8"])
-    p.add_argument("--content-filter", metavar="FILE|default|off", default=None,
-                   help="as for genlab sample")
+    add_content_filter_flag(p)
 
 
 def run(a, argv: list[str]) -> None:

@@ -46,6 +46,14 @@ CONTROLS = ("prompt", "suffix", "stop", "interpolate", "truncate_prompt", "const
 ESCAPES = {"\\n": "\n", "\\t": "\t", "\\r": "\r", "\\\\": "\\"}
 
 
+def add_content_filter_flag(p) -> None:
+    """--content-filter, as genlab sample, chat and serve take it."""
+    p.add_argument("--content-filter", metavar="FILE|default|off", default=None,
+                   help="the content filter on prompts and generated words: a TOML file of your own, default "
+                   "(the built-in list) or off (default: the run's content_filter.toml where it has one, else the "
+                   "built-in list)")
+
+
 def add_image_flags(p, leave_out: tuple[str, ...] = ()) -> None:
     g = p.add_argument_group("images")
     for name, kind, choices, text in IMAGE_FLAGS:
@@ -83,10 +91,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--checkpoint", default="last", choices=["last", "best"],
                    help="the newest weights (default) or those of the best validation loss")
     p.add_argument("--device", default="auto", help="auto (default: cuda where there is one), cpu or cuda")
-    p.add_argument("--content-filter", metavar="FILE|default|off", default=None,
-                   help="the content filter on prompts and generated words: a TOML file of your own, default "
-                   "(the built-in list) or off (default: the run's content_filter.toml where it has one, else the "
-                   "built-in list)")
+    add_content_filter_flag(p)
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8"],
                    help="default fp32; bf16 halves the bytes read per token; int8: weights in int8 (text and music "
                         "on CPU), a quarter of them")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from genlab.cli.sample import add_content_filter_flag
+
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("serve", help="serve runs over an OpenAI-compatible HTTP API, with the studio at /",
@@ -22,10 +24,7 @@ def add_parsers(sub) -> None:
                    "into (default feedback.sqlite)")
     p.add_argument("--device", default="auto", help="auto (default: cuda where there is one), cpu or cuda")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8"], help="as for genlab sample")
-    p.add_argument("--content-filter", metavar="FILE|default|off", default=None,
-                   help="the content filter on prompts and generated words: a TOML file of your own, default "
-                   "(the built-in list) or off (default: the run's content_filter.toml where it has one, else the "
-                   "built-in list)")
+    add_content_filter_flag(p)
     p.add_argument("--max-batch", type=int, default=32, help="completions of one text model decoded together "
                    "(continuous batching; default 32, 1: one at a time)")
     p.add_argument("--max-queue", type=int, default=64, help="requests waiting per model before the server "

@@ -31,7 +31,8 @@ import numpy as np
 import torch
 
 from genlab.errors import GenlabError
-from genlab.text.tokenizer import CONFIG_FILE, AddedTokens
+from genlab.text.conversations import validate_conversation
+from genlab.text.tokenizer import CONFIG_FILE, AddedTokens, seen_text
 
 IGNORE = -100  # the target of a position the loss skips (torch's cross_entropy default ignore_index)
 CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
@@ -62,7 +63,7 @@ class ChatTemplate:
         """The conversation as the text the model reads (with the assistant's turn opened, to generate one)."""
         from jinja2 import TemplateError
 
-        messages = check_messages(messages)
+        messages = validate_conversation(messages)
         for m in messages:
             for s in self.specials:
                 if s in m["content"]:
@@ -101,11 +102,14 @@ class ChatTemplate:
         return cls(source, tuple(tokenizer.specials), tokenizer.end or tokenizer.specials[-1])
 
 
-def check_messages(messages) -> list[dict]:
-    """A conversation as OpenAI's API takes it (genlab.text.conversations.validate_conversation)."""
-    from genlab.text.conversations import validate_conversation
-
-    return validate_conversation(messages)
+def drop_unseen(tokenizer, conversations: list[list[dict]]) -> int:
+    """Take out of every message the characters a character-level tokenizer never saw; how many went."""
+    dropped = 0
+    for messages in conversations:
+        for m in messages:
+            clean = seen_text(tokenizer, m["content"])
+            dropped, m["content"] = dropped + len(m["content"]) - len(clean), clean
+    return dropped
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -208,17 +212,10 @@ def open_chat(source: str, cfg, block_size: int, given) -> ChatData:
         train, val = conversations[: len(conversations) - n_val], conversations[len(conversations) - n_val :]
         if not val:
             raise GenlabError(f"{source} holds one conversation; give at least two (one is held out for validation)")
-    known = getattr(base, "chars", None)  # a character model reads only the characters it was trained on
-    if known is not None:
-        keep, dropped = set(known), 0
-        for messages in (*train, *val):
-            for m in messages:
-                clean = "".join(c for c in m["content"] if c in keep)
-                dropped += len(m["content"]) - len(clean)
-                m["content"] = clean
-        if dropped:
-            print(f"genlab: {source}: {dropped} characters the parent's character vocabulary lacks were left out",
-                  file=sys.stderr)
+    dropped = drop_unseen(base, [*train, *val])  # a character model reads only the characters it was trained on
+    if dropped:
+        print(f"genlab: {source}: {dropped} characters the parent's character vocabulary lacks were left out",
+              file=sys.stderr)
     content_hash = hashlib.sha256(json.dumps([train, val], sort_keys=True).encode()).hexdigest()
     data = ChatData(tokenizer, template, train, val, block_size, source, content_hash)
     if data.cut:

@@ -19,6 +19,7 @@ from genlab.safety.watermark import TokenWatermarking
 from genlab.sampling.decode import Decoders
 from genlab.sampling.logits import SamplingSettings
 from genlab.sampling.tokens import make_generator, sample_tokens
+from genlab.text.tokenizer import seen_text
 
 
 class SampleText:
@@ -336,8 +337,7 @@ class TextModel(TokenWatermarking, Sampler):
         try:
             return [int(i) for i in self.tokenizer.encode(text)]
         except GenlabError:
-            known = set(getattr(self.tokenizer, "chars", ""))
-            return [int(i) for i in self.tokenizer.encode("".join(c for c in text if c in known))]
+            return [int(i) for i in self.tokenizer.encode(seen_text(self.tokenizer, text))]
 
     def human_ids(self) -> list[int]:
         """The run's training text (its first 2 MB: enough to calibrate a key), as token ids."""
@@ -423,22 +423,18 @@ class TextModel(TokenWatermarking, Sampler):
         """The text the model continues to answer `messages`, and how many of the oldest messages (after a
         system message) were left out to leave room for the answer within the context (`drop=False`: none,
         a GenlabError instead)."""
-        from genlab.text.chat import check_messages
+        from genlab.text.chat import drop_unseen
+        from genlab.text.conversations import validate_conversation
 
         template = self.chat_template
         if template is None:
             raise GenlabError(f"{self.run_dir.name} has no chat template: it continues text. Teach it to answer "
                               f"with genlab finetune {self.run_dir} DATA --chat, or sample it as text")
-        messages = [dict(m) for m in check_messages(list(messages))]
-        known = getattr(self.tokenizer, "chars", None)  # a character model drops what it never saw, and says so
-        if known is not None:
-            keep, dropped = set(known), 0
-            for m in messages:
-                clean = "".join(c for c in m["content"] if c in keep)
-                dropped, m["content"] = dropped + len(m["content"]) - len(clean), clean
-            if dropped:
-                print(f"genlab: note: {dropped} character(s) this character-level model never saw were left out",
-                      file=sys.stderr)
+        messages = validate_conversation(list(messages))  # copies: the caller's messages stay as they were
+        unseen = drop_unseen(self.tokenizer, [messages])  # a character model drops what it never saw, and says so
+        if unseen:
+            print(f"genlab: note: {unseen} character(s) this character-level model never saw were left out",
+                  file=sys.stderr)
         new = self.controls["max_new_tokens"] if max_new_tokens is None else max_new_tokens
         limit = self.model.max_context
         room = None if limit is None else limit - min(new, limit // 4)  # an answer past it slides the window
@@ -458,19 +454,19 @@ class TextModel(TokenWatermarking, Sampler):
     def chat(self, messages: list[dict], **controls) -> str | list[str]:
         """The assistant's answer to a conversation (OpenAI's messages: role and content), or a list of answers
         when num_samples > 1; the oldest turns that do not fit the context are left out, and it says so."""
-        prompt, dropped = self.chat_prompt(messages, controls.get("max_new_tokens"))
-        if dropped:
-            print(f"genlab: note: the {dropped} oldest message(s) did not fit the context and were left out",
-                  file=sys.stderr)
-        return self.generate(prompt=prompt, **controls)
+        return self.generate(prompt=self._fitted_chat(messages, controls), **controls)
 
     def chat_stream(self, messages: list[dict], **controls) -> Iterator[str]:
         """chat(), piece by piece (one answer)."""
+        yield from self.stream(prompt=self._fitted_chat(messages, controls), **controls)
+
+    def _fitted_chat(self, messages: list[dict], controls: dict) -> str:
+        """chat_prompt's text, saying when the oldest turns were left out to fit."""
         prompt, dropped = self.chat_prompt(messages, controls.get("max_new_tokens"))
         if dropped:
             print(f"genlab: note: the {dropped} oldest message(s) did not fit the context and were left out",
                   file=sys.stderr)
-        yield from self.stream(prompt=prompt, **controls)
+        return prompt
 
     def stream(self, prompt: str = "", **controls) -> Iterator[str]:
         """Yield the continuation piece by piece as it is sampled (one sample)."""

@@ -218,6 +218,15 @@ def _chunks(text: str, size: int = 1 << 16):
 TOKENIZERS = {"char": CharTokenizer, "bpe": BPETokenizer, "hf": HFTokenizer}
 
 
+def seen_text(tokenizer, text: str) -> str:
+    """`text` without the characters a character-level tokenizer never saw; any other tokenizer reads all of it."""
+    chars = getattr(tokenizer, "chars", None)
+    if chars is None:
+        return text
+    keep = set(chars)
+    return "".join(c for c in text if c in keep)
+
+
 def train_tokenizer(kind: str, text: str, vocab_size: int | None = None):
     if kind not in TOKENIZERS:
         raise GenlabError(f"unknown tokenizer {kind!r}; choose one of: {', '.join(TOKENIZERS)}")
