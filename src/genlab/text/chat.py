@@ -85,8 +85,9 @@ class ChatTemplate:
             if m["role"] != "assistant" or not m.get("weight", 1):
                 continue
             start = len(tokenizer.encode(self.render(messages[:i], add_generation_prompt=True))) if i else 0
-            end = len(tokenizer.encode(self.render(messages[: i + 1])))
-            if not np.array_equal(tokenizer.encode(self.render(messages[: i + 1])), ids[:end]) or start > end:
+            upto = ids if i + 1 == len(messages) else tokenizer.encode(self.render(messages[: i + 1]))
+            end = len(upto)
+            if not np.array_equal(upto, ids[:end]) or start > end:
                 raise GenlabError("the chat template renders a conversation's turns differently as it grows, so "
                                   "the assistant's tokens cannot be found; use a template whose prefixes agree, as "
                                   "ChatML's do")
