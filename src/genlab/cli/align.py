@@ -99,7 +99,7 @@ def add_parsers(sub) -> None:
 def _add_sampling_flags(p, title: str) -> None:
     # each sample's seed comes from --seed, their number from the verb, and a class label from the prompt
     add_sampling_flags(p.add_argument_group(title), leave_out=("seed", "num-samples"))
-    add_image_flags(p, leave_out=("label",))
+    add_image_flags(p, leave_out=("label", "negative-prompt"))
 
 
 def _add_training_flags(p, lora: bool = True) -> None:

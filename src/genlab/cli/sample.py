@@ -24,6 +24,8 @@ SAMPLING_FLAGS = [  # (flag, type, help); a flag left out takes the sampler's ow
     ("num-samples", int, "how many to make, >= 1 (default 1; images: 64)"),
 ]
 IMAGE_FLAGS = [
+    ("negative-prompt", str, None, "text-to-image (--captions models): the caption guidance steers away from, e.g. "
+                                   "'on a white background' (default: the empty caption)"),
     ("label", str, None, "class to draw, by number or by name (conditional models; default: the classes in turn)"),
     ("steps", int, None, "diffusion denoising steps, 1 .. the training timesteps (default 20 for DDIM, all for DDPM)"),
     ("guidance", float, None, "classifier-free guidance scale >= 0: 1 = conditional model alone, 0 = unconditional "
@@ -41,7 +43,7 @@ WATERMARK_FLAGS = [  # (flag, alias, type, help)
 ]
 # every control flag, by its name in the samplers' `controls`; a run's sampler takes some of them
 CONTROLS = ("prompt", "suffix", "stop", "interpolate", "truncate_prompt", "constraint",
-            *(n.replace("-", "_") for n, _, _ in SAMPLING_FLAGS), *(n for n, _, _, _ in IMAGE_FLAGS),
+            *(n.replace("-", "_") for n, _, _ in SAMPLING_FLAGS), *(n.replace("-", "_") for n, _, _, _ in IMAGE_FLAGS),
             *(n.replace("-", "_") for n, _, _, _ in WATERMARK_FLAGS))
 ESCAPES = {"\\n": "\n", "\\t": "\t", "\\r": "\r", "\\\\": "\\"}
 

@@ -41,7 +41,9 @@ IMAGE_FAMILY_FLAGS = [  # vae, gan, diffusion
     ("beta", float, "VAE KL weight (default 1.0)"), ("z-dim", int, "GAN noise size (default 64)"),
     ("g-width", int, "GAN generator width (default 32)"), ("d-width", int, "GAN discriminator width (default 32)"),
     ("timesteps", int, "diffusion steps T (default 1000)"),
-    ("label-dropout", float, "diffusion: share of labels dropped, for guidance (default 0.15)"),
+    ("label-dropout", float, "diffusion: share of labels (or captions) dropped, for guidance (default 0.15)"),
+    ("text-dim", int, "diffusion --captions: the caption encoder's width (default 128)"),
+    ("text-layers", int, "diffusion --captions: the caption encoder's Transformer layers (default 2)"),
     ("ema-decay", float, "decay of the weight average (gan, diffusion; default 0.999)"),
 ]
 DISTRIBUTED_FLAGS = [
@@ -74,6 +76,12 @@ def add_parsers(sub) -> None:
         p.add_argument(f"--{name}", type=kind, help=text)
     # images (vae, gan, diffusion)
     p.add_argument("--conditional", action="store_true", default=None, help="condition on class labels (images)")
+    p.add_argument("--captions", action="store_true", default=None,
+                   help="text-to-image (diffusion): condition on each image's caption (images:digit-scenes, or a "
+                   "folder with a .txt beside each image or a metadata.jsonl), sampled with --prompt")
+    p.add_argument("--allow-uncaptioned", action="store_true", default=None,
+                   help="with --captions: train images that have no caption as the empty caption, instead of "
+                   "refusing the folder")
     p.add_argument("--size", dest="image_size", type=int,
                    help="image side in pixels (default 16 for digits, 28 for MNIST, 32 for folders)")
     p.add_argument("--color", choices=["auto", "grey", "rgb"], help="image channels (default auto)")

@@ -31,6 +31,7 @@ from genlab.families.base import Family, core
 from genlab.families.ema import EMA
 from genlab.families.image_base import ImageConfig, ImageFamily, held_out_noise
 from genlab.families.schedulers import SAMPLERS, SCHEDULES, DDPMScheduler, make_betas
+from genlab.families.text_encoder import CaptionEncoder, CrossAttention
 
 # `genlab sample` defaults, chosen by measurement (bench/images.py, digits 16x16, 4 minutes of training on 2
 # threads; docs/images.md): DDIM-20 reached the Fréchet distance of DDIM-50 (21.2 vs 21.4) in 40% of the time,
@@ -46,8 +47,10 @@ class DiffusionConfig(ImageConfig):
     attention: bool = True  # self-attention at the lowest resolution
     timesteps: int = 1000
     schedule: str = "cosine"  # or "linear"
-    label_dropout: float = 0.15  # share of training labels replaced by "no label", for guidance
+    label_dropout: float = 0.15  # share of training labels (or captions) replaced by "no label" (""), for guidance
     ema_decay: float = 0.999
+    text_dim: int = 128  # with captions: the caption encoder's width
+    text_layers: int = 2  # and its Transformer layers
 
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -97,7 +100,9 @@ class Attention(nn.Module):
 
 
 class UNet(nn.Module):
-    """eps_theta(x_t, t, y): (B, C, s, s) at resolutions s -> s/2 -> s/4 -> s/2 -> s."""
+    """eps_theta(x_t, t, y): (B, C, s, s) at resolutions s -> s/2 -> s/4 -> s/2 -> s. The condition y is a class
+    label, or, with captions, the encoded caption (encode_caption), which cross-attention reads at s/2 on the way
+    down and up and at s/4 in the middle."""
 
     def __init__(self, config: DiffusionConfig):
         super().__init__()
@@ -121,22 +126,44 @@ class UNet(nn.Module):
         self.out = nn.Sequential(nn.GroupNorm(8, w), nn.SiLU(), nn.Conv2d(w, c, 3, 1, 1))
         nn.init.zeros_(self.out[-1].weight)
         nn.init.zeros_(self.out[-1].bias)
+        self.captions = config.captions
+        if self.captions:
+            d = config.text_dim
+            self.text = CaptionEncoder(config.caption_vocab_size, config.caption_length, d, config.text_layers)
+            self.text_pool = nn.Linear(d, td)  # the pooled caption joins the time embedding
+            self.cross_down1 = CrossAttention(2 * w, d)
+            self.cross_mid = CrossAttention(2 * w, d)
+            self.cross_up1 = CrossAttention(2 * w, d)
 
-    def encode(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None):
-        """The down half and the middle: the features at the lowest resolution (B, 2w, s/4, s/4), the two skips
-        and the embedding of t (and y) that the up half takes."""
+    def encode_caption(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Caption word ids (B, L) as what the layers read: states (B, L, d), the word mask (B, L), pooled (B, d).
+        Sampling encodes a prompt once, not at every step."""
+        return self.text(ids)
+
+    def _read(self, layer: str, h: torch.Tensor, text) -> torch.Tensor:
+        return h if text is None else getattr(self, layer)(h, text[0], text[1])
+
+    def encode(self, x: torch.Tensor, t: torch.Tensor, labels=None):
+        """The down half and the middle: the features at the lowest resolution (B, 2w, s/4, s/4), the two skips,
+        the embedding of t (and y) that the up half takes, and the encoded caption (None without captions)."""
         emb = self.time_mlp(timestep_embedding(t, self.config.time_dim))  # (B, td)
-        if self.label_emb is not None:
+        text = None
+        if self.captions:
+            text = labels if isinstance(labels, tuple) else self.encode_caption(labels)
+            emb = emb + self.text_pool(text[2])
+        elif self.label_emb is not None:
             emb = emb + self.label_emb(labels)
         h0 = self.down0(self.inp(x), emb)  # (B, w, s, s)
-        h1 = self.down1(self.pool0(h0), emb)  # (B, 2w, s/2, s/2)
+        h1 = self._read("cross_down1", self.down1(self.pool0(h0), emb), text)  # (B, 2w, s/2, s/2)
         h = self.mid1(self.pool1(h1), emb)  # (B, 2w, s/4, s/4)
-        return self.mid2(self.attn(h), emb), (h0, h1), emb
+        h = self._read("cross_mid", self.attn(h), text)
+        return self.mid2(h, emb), (h0, h1), emb, text
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        h, (h0, h1), emb = self.encode(x, t, labels)
+    def forward(self, x: torch.Tensor, t: torch.Tensor, labels=None) -> torch.Tensor:
+        """labels: class labels (B,), or with captions caption ids (B, L) or an encode_caption result."""
+        h, (h0, h1), emb, text = self.encode(x, t, labels)
         h = self.upconv1(F.interpolate(h, scale_factor=2.0, mode="nearest"))  # (B, 2w, s/2, s/2)
-        h = self.up1(torch.cat([h, h1], dim=1), emb)
+        h = self._read("cross_up1", self.up1(torch.cat([h, h1], dim=1), emb), text)
         h = self.upconv0(F.interpolate(h, scale_factor=2.0, mode="nearest"))  # (B, 2w, s, s)
         h = self.up0(torch.cat([h, h0], dim=1), emb)  # (B, w, s, s)
         return self.out(h)  # (B, C, s, s): the predicted noise
@@ -159,56 +186,79 @@ class Diffusion(nn.Module):
 
     @property
     def conditional(self) -> bool:
+        """Whether the model reads a class label."""
         return self.config.conditional
+
+    @property
+    def captions(self) -> bool:
+        """Whether the model reads a caption (a text prompt)."""
+        return self.config.captions
+
+    @property
+    def guided(self) -> bool:
+        """Whether classifier-free guidance applies: the model reads a label or a caption."""
+        return self.conditional or self.captions
 
     @property
     def feature_dim(self) -> int:
         return 2 * self.config.width
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        """What the U-Net sees in clean images (t = 0, no label): its lowest-resolution features averaged over
-        the positions, (B, 2w). A reward model on this model reads them."""
+        """What the U-Net sees in clean images (t = 0, no label or the empty caption): its lowest-resolution
+        features averaged over the positions, (B, 2w). A reward model on this model reads them."""
         t = torch.zeros(images.shape[0], dtype=torch.long, device=images.device)
-        labels = torch.full_like(t, self.null_label) if self.conditional else None
-        return self.unet.encode(images, t, labels)[0].mean(dim=(2, 3))
+        return self.unet.encode(images, t, self.null_condition(images.shape[0], images.device))[0].mean(dim=(2, 3))
 
     @property
     def null_label(self) -> int:
         return self.config.num_classes
+
+    def null_condition(self, n: int, device) -> torch.Tensor | None:
+        """The unconditional model's input: the "no label" label (n,), or the empty caption, [CLS] alone (n, L)."""
+        if self.captions:
+            ids = torch.zeros(n, self.config.caption_length, dtype=torch.long, device=device)
+            ids[:, 0] = 1
+            return ids
+        if self.conditional:
+            return torch.full((n,), self.null_label, dtype=torch.long, device=device)
+        return None
 
     @property
     def noise_shape(self) -> tuple[int, ...]:
         c, s = self.config.channels, self.config.image_size
         return (c, s, s)
 
-    def guided_eps(self, net: UNet, x: torch.Tensor, t: int, labels: torch.Tensor | None,
-                   guidance: float) -> torch.Tensor:
-        """eps at one timestep; with labels, eps_u + s (eps_c - eps_u) in one batched call."""
+    def guided_eps(self, net: UNet, x: torch.Tensor, t: int, cond, uncond, guidance: float) -> torch.Tensor:
+        """eps at one timestep; with a condition (labels, or an encoded caption), eps_u + s (eps_c - eps_u) in one
+        batched call, where eps_u reads `uncond` (no label, the empty caption or a negative prompt)."""
         tt = torch.full((x.shape[0],), int(t), device=x.device, dtype=torch.long)
-        if not self.conditional:
+        if not self.guided:
             return net(x, tt)
         if guidance == 1.0:
-            return net(x, tt, labels)
-        null = torch.full_like(labels, self.null_label)
+            return net(x, tt, cond)
         if guidance == 0.0:
-            return net(x, tt, null)
-        eps = net(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([labels, null]))  # (2B, C, H, W)
-        cond, uncond = eps.chunk(2)
-        return uncond + guidance * (cond - uncond)
+            return net(x, tt, uncond)
+        both = tuple(torch.cat([c, u]) for c, u in zip(cond, uncond, strict=True)) if isinstance(cond, tuple) \
+            else torch.cat([cond, uncond])
+        eps = net(torch.cat([x, x]), torch.cat([tt, tt]), both)  # (2B, C, H, W)
+        eps_cond, eps_uncond = eps.chunk(2)
+        return eps_uncond + guidance * (eps_cond - eps_uncond)
 
     def resolve_controls(self, given: dict) -> dict:
         """The controls a call really uses: the given ones over the defaults (DDPM walks all T steps)."""
         c = {**DEFAULT_CONTROLS, **{k: v for k, v in given.items() if v is not None}}
         if c["sampler"] == "ddpm" and given.get("steps") is None:
             c["steps"] = self.config.timesteps
-        if not self.conditional:
+        if not self.guided:
             c.pop("guidance")
         return c
 
     def generate(self, noise: torch.Tensor, labels: torch.Tensor | None, generator=None, *, sampler: str | None = None,
                  steps: int | None = None, guidance: float | None = None, eta: float | None = None,
-                 weights: str | None = None) -> torch.Tensor:
-        """Denoise x_T = noise (B, C, H, W) into images in [-1, 1]."""
+                 weights: str | None = None, negative: torch.Tensor | None = None) -> torch.Tensor:
+        """Denoise x_T = noise (B, C, H, W) into images in [-1, 1]. `labels` are class labels (B,) or, with captions,
+        caption ids (B, L); `negative` (B, L) is the caption that guidance steers away from (default: the empty
+        caption), Stable Diffusion's negative prompt."""
         c = self.resolve_controls(dict(sampler=sampler, steps=steps, guidance=guidance, eta=eta, weights=weights))
         sampler, steps, eta, weights = c["sampler"], c["steps"], c["eta"], c["weights"]
         guidance = c.get("guidance", 1.0)
@@ -221,11 +271,18 @@ class Diffusion(nn.Module):
         if sampler == "ddpm" and eta:
             raise GenlabError("--eta is a DDIM control; DDPM's noise is fixed by the schedule (use --sampler ddim)")
         net = self.ema.averaged(self.unet) if weights == "ema" else self.unet
+        cond, uncond = labels, self.null_condition(noise.shape[0], noise.device)
+        if negative is not None:
+            if not self.captions:
+                raise GenlabError("a negative prompt is for a model trained on captions (--captions); drop it")
+            uncond = negative
+        if self.captions:  # the prompts are encoded once, not at every step
+            cond, uncond = net.encode_caption(cond), net.encode_caption(uncond)
         scheduler = SAMPLERS[sampler](self.betas)
         scheduler.set_timesteps(steps)
         x = noise
         for t in scheduler.timesteps.tolist():
-            eps = self.guided_eps(net, x, t, labels, guidance)
+            eps = self.guided_eps(net, x, t, cond, uncond, guidance)
             # DDIM: the noise direction is recomputed from the clipped x0 guess, so the two terms of the update
             # agree; with guidance, leaving them inconsistent was measured to double the Fréchet distance at 50 steps
             extra = {"eta": eta, "use_clipped_model_output": True} if sampler == "ddim" else {}
@@ -242,6 +299,7 @@ class DiffusionFamily(ImageFamily):
     train_defaults: ClassVar[dict] = {"batch_size": 128, "lr": 2e-3, "min_lr": 1e-4, "warmup_steps": 100,
                                       "weight_decay": 0.0, "max_steps": 4000, "eval_interval": 500}
     lora_targets = r"unet\..*"  # every convolution, linear layer and the label embedding of the U-Net
+    takes_captions = True
 
     def build(self, config: DiffusionConfig) -> Diffusion:
         self.check(config)
@@ -264,8 +322,9 @@ class DiffusionFamily(ImageFamily):
             drop = torch.rand(B, device=x0.device) < m.config.label_dropout
         xt = m.forward_process.add_noise(x0, noise, t)  # q(x_t | x_0)
         y = None
-        if m.conditional:
-            y = torch.where(drop, torch.full_like(labels, m.null_label), labels)
+        if m.guided:  # prompt dropout: the same network learns the unconditional model
+            null = m.null_condition(B, x0.device)
+            y = torch.where(drop.view(-1, *[1] * (labels.dim() - 1)), null, labels)
         return F.mse_loss(model(xt, t, y).float(), noise)
 
     def train_step(self, model: Diffusion, batch, optimizers: dict, ctx) -> dict[str, float]:

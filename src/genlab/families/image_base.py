@@ -24,17 +24,23 @@ from genlab.families.base import Family
 
 @dataclass
 class ImageConfig:
-    """The settings every image family's config starts with; all but `conditional` come from the data."""
+    """The settings every image family's config starts with; all but `conditional` and `captions` come from the
+    data."""
 
     channels: int = 1
     image_size: int = 16
     num_classes: int = 0
-    conditional: bool = False
+    conditional: bool = False  # reads a class label
+    captions: bool = False  # reads a caption (a text prompt); the families with takes_captions
+    caption_vocab_size: int = 0  # the caption tokenizer's words, [PAD] [CLS] [UNK] included
+    caption_length: int = 0  # the longest training caption in words, plus [CLS]
 
 
 class ImageFamily(Family):
-    batch_kind = "images"  # (images (B, C, H, W) in [-1, 1], labels (B,))
-    data_keys: ClassVar[set[str]] = {"channels", "image_size", "num_classes"}
+    batch_kind = "images"  # (images (B, C, H, W) in [-1, 1], labels (B,) or caption ids (B, L))
+    data_keys: ClassVar[set[str]] = {"channels", "image_size", "num_classes", "caption_vocab_size", "caption_length"}
+    # whether the family reads captions (--captions); the others say so when asked, rather than ignore them
+    takes_captions: ClassVar[bool] = False
 
     def check(self, config) -> None:
         """Refuse settings the network cannot take, in one line each."""
@@ -45,6 +51,15 @@ class ImageFamily(Family):
         if config.conditional and config.num_classes < 2:
             raise GenlabError("--conditional needs class labels, and this dataset has none: put the images of each "
                               "class in its own sub-folder, or train without --conditional")
+        if config.captions and not self.takes_captions:
+            raise GenlabError(f"the {self.name} family does not read captions; train text-to-image with --family "
+                              "diffusion --captions, or condition on class labels with --conditional")
+        if config.captions and config.conditional:
+            raise GenlabError("--captions and --conditional are two kinds of prompt; give one (a caption can name "
+                              "the class)")
+        if config.captions and config.caption_vocab_size <= 3:
+            raise GenlabError("--captions needs captioned images: images:digit-scenes, or a folder with a .txt "
+                              "caption beside each image or a metadata.jsonl")
 
 
 def class_embedding(config) -> nn.Embedding | None:

@@ -1,9 +1,10 @@
 """The images wing: datasets and normalisation (data), sampling and PNG files (sample), metrics in a
 learned feature space (evaluate).
 
-    images:digits       scikit-learn's 1,797 handwritten digits, no download
-    images:mnist:DIR    MNIST from its IDX files
-    any folder of PNG/JPEG (sub-folders = class labels)
+    images:digits         scikit-learn's 1,797 handwritten digits, no download
+    images:digit-scenes   32x32 scenes of two or three of those digits, each with captions (images/scenes.py)
+    images:mnist:DIR      MNIST from its IDX files
+    any folder of PNG/JPEG (sub-folders = class labels; a .txt beside each image or a metadata.jsonl = captions)
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from genlab.modalities import LoadedRun, Modality
 
 class ImageModality(Modality):
     name = "images"
-    datasets = ("images:digits", "images:mnist:DIR")  # data.BUILTIN_IMAGES
+    datasets = ("images:digits", "images:digit-scenes", "images:mnist:DIR")  # data.BUILTIN_IMAGES
     file_extensions = (".png", ".jpg", ".jpeg")  # data.IMAGE_SUFFIXES
     batch_kind = "images"
     eval_options = ("num_samples", "seed", "label", "steps", "guidance", "eta", "sampler", "weights")
@@ -32,7 +33,8 @@ class ImageModality(Modality):
         "too small to carry it and rely on their provenance alone.")
     pipeline_tag = "unconditional-image-generation"
     card_metrics = ("frechet_distance", "kid_x1000", "precision", "recall", "label_accuracy", "near_copies")
-    data_licenses = {"images:digits": ("cc-by-4.0", None)}  # UCI's Optical Recognition of Handwritten Digits
+    # UCI's Optical Recognition of Handwritten Digits; the scenes are composed of its scans
+    data_licenses = {"images:digits": ("cc-by-4.0", None), "images:digit-scenes": ("cc-by-4.0", None)}
 
     def claims(self, source: str) -> bool:
         from genlab.images.data import is_image_source
@@ -44,7 +46,8 @@ class ImageModality(Modality):
 
         return open_images(source, image_size=cfg.image_size, color=cfg.color, augment=cfg.augment,
                            val_fraction=cfg.val_fraction, extensions=cfg.extensions,
-                           exclude_labels=cfg.exclude_labels, parent=preprocessing)
+                           exclude_labels=cfg.exclude_labels, parent=preprocessing,
+                           captions=bool(cfg.model.get("captions")), allow_uncaptioned=cfg.allow_uncaptioned)
 
     def load_preprocessing(self, run_dir: Path, config: dict):
         """The image size, colour and classes, and whether the model reads labels: what a fine-tune keeps."""

@@ -151,3 +151,83 @@ def _read_metadata(meta: Path, root: Path) -> dict[Path, str]:
         first_line[image] = n
         out[image] = check_caption(text, f"{where} ({name})")
     return out
+
+
+# ---------------------------------------------------------------------------------------------- tokenizing captions
+
+CAPTION_TOKENIZER = "caption_tokenizer.json"  # in the run directory, beside model.safetensors
+PAD, CLS, UNK = "[PAD]", "[CLS]", "[UNK]"  # ids 0, 1, 2
+MAX_CAPTION_WORDS = 4096  # the vocabulary's cap: rarer words of a large captioned folder are read as [UNK]
+
+
+class CaptionTokenizer:
+    """Captions as word ids, for the caption encoder: lower-cased (NFKC first), cut into words, numbers and
+    punctuation (`tokenizers`' WordLevel model and Whitespace pre-tokenizer, saved as a tokenizer.json that
+    transformers' PreTrainedTokenizerFast reads). A word-level vocabulary because captions are short and their
+    words few: the encoder then composes words ("a small 3 to the left of"), not letters into words, which a
+    small encoder trained with the image model in minutes does far better. Every caption starts with [CLS], so
+    the empty caption (classifier-free guidance's unconditional branch) is one token, never nothing to attend to.
+    Training captions fit the vocabulary; a prompt with a word it never saw is refused by name (the model
+    knows nothing of it), where a training caption's rare word past MAX_CAPTION_WORDS reads as [UNK]."""
+
+    def __init__(self, tokenizer, max_length: int):
+        self.tokenizer = tokenizer
+        self.max_length = int(max_length)  # [CLS] included: the encoder's positions
+        self.vocab_size = tokenizer.get_vocab_size()
+
+    @classmethod
+    def fit(cls, captions: list[str]) -> CaptionTokenizer:
+        from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+        tok = Tokenizer(models.WordLevel(unk_token=UNK))
+        tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+        tok.pre_tokenizer = pre_tokenizers.Whitespace()
+        trainer = trainers.WordLevelTrainer(vocab_size=MAX_CAPTION_WORDS + 3, special_tokens=[PAD, CLS, UNK],
+                                            show_progress=False)
+        tok.train_from_iterator(captions, trainer=trainer)
+        longest = max((len(e.ids) for e in tok.encode_batch(captions)), default=0)
+        return cls(tok, longest + 1)
+
+    def words(self, caption: str) -> list[str]:
+        return self.tokenizer.encode(caption).tokens
+
+    def unknown_words(self, caption: str) -> list[str]:
+        """The words of `caption` outside the vocabulary, as the caption spells them."""
+        enc = self.tokenizer.encode(caption)
+        return [caption[a:b] for (a, b), t in zip(enc.offsets, enc.tokens, strict=True) if t == UNK]
+
+    def check_prompt(self, prompt: str) -> None:
+        """Refuse, in one line, a prompt the encoder cannot read as it was trained: too long, or with unknown words."""
+        n = len(self.tokenizer.encode(prompt).ids) + 1
+        if n > self.max_length:
+            raise GenlabError(f"the prompt is {n - 1} words long and this model reads at most {self.max_length - 1} "
+                              "(its longest training caption); shorten it")
+        unknown = self.unknown_words(prompt)
+        if unknown:
+            sample = ", ".join(sorted(self.tokenizer.get_vocab(), key=self.tokenizer.token_to_id)[3:15])
+            raise GenlabError(f"the model never saw the word{'s' if len(unknown) > 1 else ''} "
+                              f"{', '.join(repr(w) for w in dict.fromkeys(unknown))} in a caption, so the prompt cannot "
+                              f"say what it means; use the words of its captions ({self.vocab_size - 3} words: "
+                              f"{sample}, ...)")
+
+    def encode(self, captions: list[str]):
+        """(N, max_length) int64 ids: [CLS], the words, then [PAD]; a caption longer than max_length is cut."""
+        import torch
+
+        ids = torch.zeros(len(captions), self.max_length, dtype=torch.long)
+        for i, enc in enumerate(self.tokenizer.encode_batch(captions)):
+            row = [1, *enc.ids][: self.max_length]
+            ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        return ids
+
+    def save(self, run_dir: Path) -> None:
+        """The vocabulary as tokenizer.json's format; max_length lives in config.json (the model's caption_length)."""
+        from genlab.io import atomic_write_text
+
+        atomic_write_text(run_dir / CAPTION_TOKENIZER, self.tokenizer.to_str())
+
+    @classmethod
+    def load(cls, run_dir: Path, max_length: int) -> CaptionTokenizer:
+        from genlab.text.tokenizer import read_hf_tokenizer
+
+        return cls(read_hf_tokenizer(run_dir / CAPTION_TOKENIZER), max_length)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import collections
 import gzip
 import hashlib
+import json
 import sys
 import warnings
 from pathlib import Path
@@ -39,7 +40,10 @@ from genlab.errors import GenlabError
 from genlab.text.data import TEXT_EXTENSIONS, choose_files, extensions_for_folder, folder_files, parse_extensions
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-BUILTIN_IMAGES = ("images:digits", "images:mnist:DIR")
+BUILTIN_IMAGES = ("images:digits", "images:digit-scenes", "images:mnist:DIR")
+# images:digit-scenes' size: enough scenes that each of the ~1,400 (digits, layout) combinations of training is
+# drawn ~14 times with different scans and positions; building them takes a few seconds
+DIGIT_SCENES = {"train": 20_000, "val": 1_000}
 AUGMENTATIONS = ("flip", "shift")
 SPLIT_SEED = 0  # the train/validation split of a dataset without an official one is always the same
 # Pillow's default bound (a quarter GiB of RGB), kept here so that raising Image.MAX_IMAGE_PIXELS elsewhere
@@ -126,14 +130,18 @@ def _read_image(f: Path) -> tuple[str, object] | str:
         return "truncated or corrupt"
 
 
-def _folder(path: Path, size: int, color: str, extensions: str | None = None, known: tuple[str, ...] = ()
-            ) -> tuple[np.ndarray, np.ndarray, list[str], dict, dict]:
+def _folder(path: Path, size: int, color: str, extensions: str | None = None, known: tuple[str, ...] = (),
+            only: list[Path] | None = None) -> tuple[np.ndarray, np.ndarray, list[str], dict, dict, list[Path]]:
+    """The folder's images (N, C, H, W), labels, class names, skipped files by reason, what the folder gave and the
+    files read, in order; `only` reads these files of the folder instead of walking it (a captioned folder's)."""
     if not path.exists():
         from genlab.modalities import unknown_dataset
 
         raise unknown_dataset(str(path))
     folder: dict = {}  # what a folder gave, for the data summary
-    if path.is_file():
+    if only is not None:
+        files = list(only)
+    elif path.is_file():
         extensions_for_folder(str(path), extensions)
         files = [path]
     else:
@@ -147,7 +155,7 @@ def _folder(path: Path, size: int, color: str, extensions: str | None = None, kn
     labelled = None not in parents and (len(parents) > 1 or (known and parents <= set(known)))
     class_names = sorted(parents) if labelled else []
     index = {name: i for i, name in enumerate(class_names)}
-    pictures, labels, bad = [], [], []
+    pictures, labels, bad, kept = [], [], [], []
     skipped: collections.Counter = collections.Counter()  # reason -> files
     for f in files:
         read = _read_image(f)
@@ -156,6 +164,7 @@ def _folder(path: Path, size: int, color: str, extensions: str | None = None, kn
             skipped[read] += 1
             continue
         pictures.append(read)
+        kept.append(f)
         labels.append(index[f.parent.relative_to(path).parts[0]] if class_names else 0)
     if not pictures:
         reasons = ", ".join(f"{c} {r}" for r, c in skipped.most_common())
@@ -176,7 +185,7 @@ def _folder(path: Path, size: int, color: str, extensions: str | None = None, kn
         unread = set(bad)
         folder["files_by_extension"] = dict(collections.Counter(
             f.suffix.lower() for f in files if f not in unread).most_common())
-    return out, np.asarray(labels, dtype=np.int64), class_names, dict(skipped), folder
+    return out, np.asarray(labels, dtype=np.int64), class_names, dict(skipped), folder, kept
 
 
 def _is_colour_palette(im) -> bool:
@@ -208,7 +217,9 @@ def _resize(pixels: np.ndarray, size: int) -> np.ndarray:
 
 
 class ImageData:
-    """Images as uint8 (N, C, H, W) in memory, served as batches of (images in [-1, 1], labels)."""
+    """Images as uint8 (N, C, H, W) in memory, served as batches of (images in [-1, 1], labels), or with captions
+    of (images, caption ids (B, L)): each draw of an image takes one of its phrasings at random, so a scene is
+    seen under all of them."""
 
     modality = "images"
     unit = "img"  # what the progress bar counts per second
@@ -216,7 +227,8 @@ class ImageData:
 
     def __init__(self, source: str, train: np.ndarray, train_labels: np.ndarray, val: np.ndarray,
                  val_labels: np.ndarray, class_names: list[str], augment: tuple[str, ...] = (),
-                 skipped: dict | None = None, folder: dict | None = None):
+                 skipped: dict | None = None, folder: dict | None = None,
+                 captions: tuple[list[list[str]], list[list[str]]] | None = None):
         self.source = source
         self.skipped = dict(skipped or {})  # reason -> files of the source left out
         self.folder = dict(folder or {})  # a folder source: extensions chosen, files by extension, folders left out
@@ -229,7 +241,23 @@ class ImageData:
         h = hashlib.sha256()
         for a in (train, train_labels, val, val_labels):
             h.update(np.ascontiguousarray(a).tobytes())
+        self.captions = captions
+        self.caption_tokenizer = None
+        if captions is not None:
+            from genlab.images.captions import CaptionTokenizer
+
+            h.update(json.dumps(captions).encode())
+            self.caption_tokenizer = CaptionTokenizer.fit([c for options in captions[0] for c in options if c])
+            self._caption_ids = [self._phrasings(options) for options in captions]  # (N, P, L) per split
         self.content_hash = h.hexdigest()
+
+    def _phrasings(self, texts: list[list[str]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every image's phrasings as ids (N, P, L), P the most any image has (the others repeat theirs), and how
+        many each image has (N,)."""
+        most = max(len(options) for options in texts)
+        flat = [options[k % len(options)] for options in texts for k in range(most)]
+        ids = self.caption_tokenizer.encode(flat).view(len(texts), most, -1)
+        return ids, torch.tensor([len(options) for options in texts])
 
     @property
     def channels(self) -> int:
@@ -244,11 +272,18 @@ class ImageData:
         return len(self.class_names)
 
     def model_settings(self) -> dict:
-        return {"channels": self.channels, "image_size": self.image_size, "num_classes": self.num_classes}
+        settings = {"channels": self.channels, "image_size": self.image_size, "num_classes": self.num_classes}
+        if self.caption_tokenizer is not None:
+            settings.update(caption_vocab_size=self.caption_tokenizer.vocab_size,
+                            caption_length=self.caption_tokenizer.max_length)
+        return settings
 
     def images(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """A whole split as floats in [-1, 1] (N, C, H, W) and labels (N,)."""
+        """A whole split as floats in [-1, 1] (N, C, H, W) and labels (N,) (with captions, each image's first
+        phrasing's ids (N, L))."""
         x, y = (self.train, self.train_labels) if split == "train" else (self.val, self.val_labels)
+        if self.captions is not None:
+            y = self._caption_ids[0 if split == "train" else 1][0][:, 0]
         return to_unit_range(x), y
 
     def batch(self, split: str, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -257,7 +292,11 @@ class ImageData:
         x = to_unit_range(pixels[idx])  # (B, C, H, W) in [-1, 1]
         if split == "train" and self.augment:
             x = self._augment(x, generator)
-        return x, labels[idx]
+        if self.captions is None:
+            return x, labels[idx]
+        ids, counts = self._caption_ids[0 if split == "train" else 1]
+        pick = (torch.rand(batch_size, generator=generator) * counts[idx]).long()  # one phrasing of each image
+        return x, ids[idx, pick]  # (B, L)
 
     def _augment(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         B = x.shape[0]
@@ -291,6 +330,9 @@ class ImageData:
             "skipped_files": int(sum(self.skipped.values())),
             "skipped_reasons": dict(self.skipped),
             **self.folder,
+            **({} if self.captions is None else {
+                "captions": sum(len(options) for split in self.captions for options in split),
+                "uncaptioned_images": sum(options == [""] for split in self.captions for options in split)}),
         }
 
     def preprocessing(self) -> dict:
@@ -299,10 +341,15 @@ class ImageData:
             "color": "grey" if self.channels == 1 else "rgb",
             "normalize": "x = pixel / 127.5 - 1 (pixels 0..255 to [-1, 1]); pixel = (x + 1) * 127.5",
             "augment": list(self.augment), "class_names": self.class_names,
-        }}
+        }, **({} if self.caption_tokenizer is None else {"captions": {
+            "tokenizer": "caption_tokenizer.json", "max_length": self.caption_tokenizer.max_length,
+            "words": self.caption_tokenizer.vocab_size - 3, "lowercase": True}})}
 
     def save(self, run_dir: Path) -> None:
-        """Nothing to write: the preprocessing lives in config.json and the pixels in the source."""
+        """The caption tokenizer, where there are captions; the rest of the preprocessing lives in config.json and
+        the pixels in the source."""
+        if self.caption_tokenizer is not None:
+            self.caption_tokenizer.save(run_dir)
 
 
 def to_unit_range(pixels: torch.Tensor) -> torch.Tensor:
@@ -327,11 +374,12 @@ def parse_augment(augment: str | list | tuple | None) -> tuple[str, ...]:
 
 def open_images(source: str, *, image_size: int | None = None, color: str = "auto", augment=None,
                 val_fraction: float = 0.1, extensions: str | None = None, exclude_labels: str | None = None,
-                parent: dict | None = None) -> ImageData:
+                parent: dict | None = None, captions: bool = False, allow_uncaptioned: bool = False) -> ImageData:
     """Open an image dataset by name or folder, resized to image_size (default: 16 for digits, else native/32);
     `extensions` chooses among a folder's image suffixes; `exclude_labels` (class names, comma-separated)
     leaves those classes' images out while the model keeps their labels. With a `parent` run's preprocessing
-    (fine-tuning) the images take its size and colour and its class labels, matched by name."""
+    (fine-tuning) the images take its size and colour and its class labels, matched by name. With `captions`
+    each image comes with its captions (images:digit-scenes, or a captioned folder: images/captions.py)."""
     if parent is not None:
         image_size, color = parent["image_size"], parent["color"]
     if color not in ("auto", "grey", "rgb"):
@@ -339,14 +387,25 @@ def open_images(source: str, *, image_size: int | None = None, color: str = "aut
     if image_size is not None and not 4 <= image_size <= 512:
         raise GenlabError(f"--size must be between 4 and 512 pixels, got {image_size}")
     aug = parse_augment(augment)
+    if captions and aug:
+        raise GenlabError("--augment flips and shifts images, which would make their captions false (a 3 to the "
+                          "left of a 7 becomes one to its right); train captioned images without it")
     skipped: dict = {}
     read: dict = {}  # what a folder source gave
+    texts = None  # with captions: the training and validation images' captions, every phrasing of each
     if source.startswith("images:"):
         extensions_for_folder(source, extensions)
     if source == "images:digits":
         pixels, labels, names = _digits()
         pixels = _resize(pixels, image_size or 16)
         train, tl, val, vl = _split(pixels, labels, val_fraction)
+    elif source == "images:digit-scenes":
+        from genlab.images.scenes import build_scenes
+
+        scenes = build_scenes(DIGIT_SCENES["train"], DIGIT_SCENES["val"])  # its own split, by scan and layout
+        train, val = (_resize(sp.images[:, None], image_size or sp.images.shape[-1]) for sp in (scenes.train, scenes.val))
+        tl, vl, names = np.zeros(len(train), np.int64), np.zeros(len(val), np.int64), []
+        texts = (scenes.train.captions, scenes.val.captions)
     elif source.startswith("images:mnist"):
         folder = source[len("images:mnist"):].lstrip(":=")
         if not folder:
@@ -368,11 +427,24 @@ def open_images(source: str, *, image_size: int | None = None, color: str = "aut
         raise unknown_dataset(source)
     else:
         known = tuple(parent["class_names"]) if parent else ()
-        pixels, labels, names, skipped, read = _folder(Path(source).expanduser(), image_size or 32, color,
-                                                       extensions, known)
+        path = Path(source).expanduser()
+        pairs = None
+        if captions:
+            from genlab.images.captions import read_captioned_folder
+
+            pairs = dict(read_captioned_folder(path, allow_uncaptioned))
+        pixels, labels, names, skipped, read, kept = _folder(path, image_size or 32, color, extensions, known,
+                                                             only=None if pairs is None else list(pairs))
         if len(pixels) < 2:
             raise GenlabError(f"{source} holds {len(pixels)} readable image; give at least 2 (train and validation)")
-        train, tl, val, vl = _split(pixels, labels, val_fraction)
+        tr, va = _split_indices(len(pixels), val_fraction)
+        train, tl, val, vl = pixels[tr], labels[tr], pixels[va], labels[va]
+        if pairs is not None:
+            said = [[pairs[f]] for f in kept]  # one caption each ("" for an uncaptioned image)
+            texts = ([said[i] for i in tr], [said[i] for i in va])
+    if captions and texts is None:
+        raise GenlabError(f"{source} has no captions; --captions trains on images:digit-scenes or a folder with a "
+                          ".txt caption beside each image (or a metadata.jsonl)")
     if color == "rgb" and train.shape[1] == 1:
         train, val = np.repeat(train, 3, axis=1), np.repeat(val, 3, axis=1)
     elif color == "grey" and train.shape[1] == 3:
@@ -381,8 +453,10 @@ def open_images(source: str, *, image_size: int | None = None, color: str = "aut
     if parent is not None:
         names, (tl, vl) = _parent_labels(source, names, parent, (tl, vl))
     if exclude_labels:
+        if texts is not None:
+            raise GenlabError("--exclude-labels leaves out classes, and captioned images have none; drop it")
         (train, tl), (val, vl) = _leave_out(names, exclude_labels, (train, tl), (val, vl))
-    return ImageData(source, train, tl, val, vl, names, aug, skipped, read)
+    return ImageData(source, train, tl, val, vl, names, aug, skipped, read, captions=texts if captions else None)
 
 
 def _parent_labels(source: str, names: list[str], parent: dict, labels: tuple[np.ndarray, ...]):
@@ -416,10 +490,15 @@ def _leave_out(names: list[str], exclude: str, *splits: tuple[np.ndarray, np.nda
 
 
 def _split(pixels: np.ndarray, labels: np.ndarray, val_fraction: float):
-    order = np.random.default_rng(SPLIT_SEED).permutation(len(pixels))
-    n_val = min(len(pixels) - 1, max(1, int(round(len(pixels) * val_fraction))))
-    tr, va = order[:-n_val], order[-n_val:]
+    tr, va = _split_indices(len(pixels), val_fraction)
     return pixels[tr], labels[tr], pixels[va], labels[va]
+
+
+def _split_indices(n: int, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """The training and validation indices of n items, the same for every run (SPLIT_SEED)."""
+    order = np.random.default_rng(SPLIT_SEED).permutation(n)
+    n_val = min(n - 1, max(1, int(round(n * val_fraction))))
+    return order[:-n_val], order[-n_val:]
 
 
 class ImagePreferenceData(PreferencePairs):

@@ -252,12 +252,15 @@ def real_baselines(data, classifier: FeatureNet, n: int, seed: int = 0) -> dict:
 
 
 def open_run_data(config: dict, source: str | None = None):
-    """The dataset a run was trained on, with the same size, colour and split."""
+    """The dataset a run was trained on, with the same size, colour and split (and captions, for a model that
+    reads them)."""
     from genlab.images.data import open_images
 
     im, train = config["images"], config["train"]
     data = open_images(source or config["data"]["source"], image_size=im["image_size"], color=im["color"],
-                       val_fraction=train["val_fraction"], extensions=None if source else train.get("extensions"))
+                       val_fraction=train["val_fraction"], extensions=None if source else train.get("extensions"),
+                       captions=bool(config["model"].get("captions")),
+                       allow_uncaptioned=bool(train.get("allow_uncaptioned")))
     if source is None and data.content_hash != config["data"].get("content_sha256"):
         print(f"genlab: warning: {config['data']['source']} changed since training; metrics use it as it is now",
               file=sys.stderr)
@@ -272,10 +275,16 @@ def evaluate_images(m, data: str | None = None, *, num_samples: int = 1000, seed
     """Sample num_samples images from a loaded model and measure them against held-out real ones."""
     ds = open_run_data(m.config, data)
     classifier, info = cached_classifier(ds, Path(m.run_dir) / "cache", quiet=quiet)
+    prompts = None
+    if m.captioned and not controls.get("prompt"):  # the held-out images' own captions, in turn
+        prompts = [ds.captions[1][i % len(ds.val)][0] for i in range(num_samples)]
+        controls = {**controls, "prompt": prompts}
     t0 = time.perf_counter()
     images = m.generate(num_samples=num_samples, seed=seed, output_type="pt", **controls)
     seconds = time.perf_counter() - t0
     metrics = image_metrics(images, m.last_labels if m.model.conditional else None, ds, classifier)
+    if m.captioned and ds.source == "images:digit-scenes":
+        metrics.update(scene_prompt_match(images, m.last_prompts))
     metrics.update(real_baselines(ds, classifier, num_samples, seed))
     if "label_accuracy" in metrics and info.get("task") == "classes":
         metrics["real_label_accuracy"] = info["val_accuracy"]  # the classifier on held-out real images
@@ -283,8 +292,24 @@ def evaluate_images(m, data: str | None = None, *, num_samples: int = 1000, seed
         metrics["class_balance"] = class_balance(ds, m.class_names, classifier,
                                                  None if m.model.conditional else images)
     return {**metrics, "num_samples": num_samples, "seed": seed, "sample_seconds": round(seconds, 2),
-            "samples_per_s": round(num_samples / seconds, 1), "controls": m.last_controls,
+            "samples_per_s": round(num_samples / seconds, 1),
+            "controls": m.last_controls if prompts is None else {**m.last_controls, "prompt": "the held-out images' "
+                                                                 "captions, in turn"},
             "data": ds.source, "split": "val", "real_images": len(ds.val), "classifier": info}
+
+
+def scene_prompt_match(images: torch.Tensor, prompts: list[str]) -> dict:
+    """For digit scenes: the share of images showing what their prompt says (each digit where the caption puts
+    it, of its size, on its background), read by a digit classifier trained on real scans, and that classifier's
+    accuracy on held-out real scans (images/scenes.py)."""
+    from genlab.images.data import to_pixels
+    from genlab.images.scenes import digit_classifier, layout_match, parse_caption
+
+    classify = digit_classifier()
+    pixels = to_pixels(images.cpu()).numpy()[..., 0]  # (N, H, W) uint8
+    matched = [layout_match(img, parse_caption(p), classify) for img, p in zip(pixels, prompts, strict=True)]
+    return {"prompt_match": round(float(np.mean(matched)), 4),
+            "prompt_match_classifier_accuracy": round(classify.accuracy, 4)}
 
 
 REAL = "real held-out vs real training images"
@@ -295,6 +320,8 @@ IMAGE_FIGURES = (
     ("precision", "higher is better (quality)", "real_precision", REAL),
     ("recall", "higher is better (coverage)", "real_recall", REAL),
     ("label_accuracy", "higher is better", "real_label_accuracy", "real held-out images"),
+    ("prompt_match", "higher is better: digits, places and sizes as the prompt says", None,
+     "the digit classifier's accuracy on real scans bounds it"),
     ("nearest_train_distance", "well below real means copying", "real_nearest_train_distance", "real held-out images"),
     ("near_copies", "lower is better", None, "real held-out images: 0.01 by construction"),
 )

@@ -41,8 +41,8 @@ class ImageModel(Sampler):
     """A trained image model, ready to sample: `m.generate(...)`, `m.write(...)`, `m.model`."""
 
     serves = "images"
-    controls = {"num_samples": 64, "seed": None, "label": None, "interpolate": False, "steps": None,
-                "guidance": None, "eta": None, "sampler": None, "weights": None}
+    controls = {"prompt": "", "negative_prompt": None, "num_samples": 64, "seed": None, "label": None,
+                "interpolate": False, "steps": None, "guidance": None, "eta": None, "sampler": None, "weights": None}
     default_out_dir = "samples"
 
     def __init__(self, run: LoadedRun):
@@ -50,6 +50,30 @@ class ImageModel(Sampler):
             raise GenlabError("--precision int8 is for decoding text and music; use fp32 or bf16 for images")
         super().__init__(run)
         self.last_labels: list[int] | None = None
+        self.last_prompts: list[str] | None = None  # a captioned model's prompt of each image of the last call
+        self._caption_tokenizer = None
+
+    @property
+    def captioned(self) -> bool:
+        """Whether the model draws what a caption says (trained with --captions)."""
+        return bool(getattr(self.model, "captions", False))
+
+    @property
+    def caption_tokenizer(self):
+        if self._caption_tokenizer is None:
+            from genlab.images.captions import CaptionTokenizer
+
+            self._caption_tokenizer = CaptionTokenizer.load(self.run_dir, self.config["model"]["caption_length"])
+        return self._caption_tokenizer
+
+    def caption_ids(self, prompts: list[str]) -> torch.Tensor:
+        """Prompts as the caption encoder reads them (N, L), each checked first (too long, unknown words)."""
+        from genlab.images.captions import check_caption
+
+        tok = self.caption_tokenizer
+        for p in dict.fromkeys(prompts):
+            tok.check_prompt(check_caption(p, "the prompt"))
+        return tok.encode(prompts).to(self.device)
 
     @property
     def num_classes(self) -> int:
@@ -60,8 +84,11 @@ class ImageModel(Sampler):
         return self.config.get("images", {}).get("class_names", [])
 
     @property
-    def prompt_choices(self) -> list[str]:
-        """A conditional model's prompt is one of its classes; an unconditional one takes none."""
+    def prompt_choices(self) -> list[str] | None:
+        """A conditional model's prompt is one of its classes; an unconditional one takes none; a captioned one
+        any caption (None)."""
+        if self.captioned:
+            return None
         if not self.model.conditional:
             return []
         return self.class_names or [str(i) for i in range(self.num_classes)]
@@ -99,7 +126,7 @@ class ImageModel(Sampler):
             if key not in known:
                 ok = ", ".join(f"--{k}" for k in known) or "none"
                 raise GenlabError(f"--{key} is not a control of the {family} family (its controls: {ok})")
-        if "guidance" in given and not self.model.conditional:
+        if "guidance" in given and not (self.model.conditional or self.captioned):
             raise GenlabError("--guidance needs a model trained with --conditional (classifier-free guidance mixes "
                               "the conditional and unconditional predictions); drop --guidance")
         if "guidance" in given and given["guidance"] < 0:
@@ -110,19 +137,38 @@ class ImageModel(Sampler):
 
     @torch.inference_mode()
     def generate(self, num_samples: int = 16, seed: int | None = None, label: int | str | None = None,
-                 interpolate: bool = False, output_type: str = "pil", prompt: str = "", **controls):
+                 interpolate: bool = False, output_type: str = "pil", prompt: str | list[str] = "",
+                 negative_prompt: str | None = None, **controls):
         """A PIL image, or a list of them when num_samples > 1; with output_type="pt" a tensor (N, C, H, W) in
         [-1, 1] (as diffusers' pipelines offer). interpolate=True walks from one noise to another in N steps.
-        A `prompt` (as rating and best-of-n pass one) is a class label, for a conditional model only. Each PIL
-        image carries its label and provenance in `image.info`.
+        A `prompt` is a caption for a model trained with --captions ("a small 3 to the left of a large 7"; or a
+        list, one per image), with `negative_prompt` the caption guidance steers away from; for a conditional
+        model it is a class label (as rating and best-of-n pass one). Each PIL image carries its label or prompt
+        and its provenance in `image.info`.
 
         Controls depend on the family: diffusion takes sampler (ddpm|ddim), steps, guidance, eta and
         weights (ema|raw); gan takes weights; vae none.
         """
-        if prompt:
+        captions = None
+        if self.captioned:
+            if label is not None:
+                raise GenlabError("this model draws what a caption says, not a class; give --prompt \"a 3 to the left of "
+                                  "a 7\" instead of --label")
+            captions = [prompt] * num_samples if isinstance(prompt, str) else list(prompt)
+            if len(captions) != num_samples:
+                raise GenlabError(f"give one prompt, or one per image: {len(captions)} prompts for {num_samples} "
+                                  "images")
+            if not all(c.strip() for c in captions):
+                raise GenlabError("the prompt is empty; this model draws what a caption says: give --prompt, e.g. "
+                                  "\"a small 3 to the left of a large 7\"")
+        elif negative_prompt is not None:
+            raise GenlabError("--negative-prompt is for a model trained with --captions; drop it")
+        elif prompt:
+            if not isinstance(prompt, str):
+                raise GenlabError("a list of prompts is for a model trained with --captions; give one prompt")
             if not self.model.conditional:
-                raise GenlabError(f"this model was trained without labels, so it takes no prompt (got {prompt!r}); "
-                                  "leave the prompt empty")
+                raise GenlabError(f"this model was trained without labels or captions, so it takes no prompt (got "
+                                  f"{prompt!r}); leave the prompt empty, or train with --captions to prompt it")
             if label is not None and str(label) != prompt:
                 raise GenlabError(f"the prompt {prompt!r} and --label {label} name two classes; give one of them")
             label = prompt
@@ -133,25 +179,32 @@ class ImageModel(Sampler):
         if interpolate and num_samples < 2:
             raise GenlabError("--interpolate needs --num-samples of 2 or more (the two ends and the steps between)")
         given = self._family_controls(controls)
-        labels = self._labels(label, num_samples)
+        labels = self.caption_ids(captions) if captions is not None else self._labels(label, num_samples)
+        if negative_prompt is not None:
+            given["negative"] = self.caption_ids([negative_prompt]).expand(num_samples, -1)
         seed = random.randrange(2**31) if seed is None else int(seed)
         generator = torch.Generator(device=self.device).manual_seed(seed)
         shape = tuple(self.model.noise_shape)
         if interpolate:
             ends = torch.randn((2, *shape), generator=generator, device=self.device)
             noise = slerp(ends[0], ends[1], num_samples)  # (N, *shape)
-            if labels is not None and label is None:
+            if labels is not None and label is None and captions is None:
                 labels = torch.zeros_like(labels)  # one class along the whole walk unless --label says which
         else:
             noise = torch.randn((num_samples, *shape), generator=generator, device=self.device)
         out = []
         for i in range(0, num_samples, MAX_BATCH):
+            part = {k: v[i : i + MAX_BATCH] if k == "negative" else v for k, v in given.items()}
             y = None if labels is None else labels[i : i + MAX_BATCH]
-            out.append(self.model.generate(noise[i : i + MAX_BATCH], y, generator, **given).float())
+            out.append(self.model.generate(noise[i : i + MAX_BATCH], y, generator, **part).float())
         self.last_seed = seed
         resolve = getattr(self.model, "resolve_controls", lambda g: {**self.model.controls, **g})
-        self.last_controls = {**resolve(given), "label": label, "interpolate": interpolate}
-        self.last_labels = None if labels is None else labels.tolist()
+        given.pop("negative", None)
+        said = {} if captions is None else {"prompt": captions[0] if len(set(captions)) == 1 else captions,
+                                            "negative_prompt": negative_prompt}
+        self.last_controls = {**resolve(given), **said, "label": label, "interpolate": interpolate}
+        self.last_prompts = captions
+        self.last_labels = None if labels is None or captions is not None else labels.tolist()
         images = torch.cat(out).clamp(-1, 1)
         if output_type == "pt":
             return images
@@ -160,6 +213,8 @@ class ImageModel(Sampler):
             image.info["genlab"] = self.provenance(i)
             if self.last_labels is not None:
                 image.info["label"] = self.last_labels[i]
+            if captions is not None:
+                image.info["prompt"] = captions[i]
         return pil[0] if num_samples == 1 else pil
 
     def read_image(self, image) -> torch.Tensor:
@@ -237,8 +292,12 @@ class ImageModel(Sampler):
     def provenance(self, position: int | None = None, index: int | None = None) -> dict:
         """The record of image `position` of the last generate() (with its label), saved as number `index`;
         or, with neither, of the whole grid."""
-        label = {} if position is None or self.last_labels is None else {"label": self.last_labels[position]}
-        return self.provenance_source.record(self.last_seed, self.last_controls, index=index, **label)
+        extra = {}
+        if position is not None and self.last_labels is not None:
+            extra["label"] = self.last_labels[position]
+        if position is not None and self.last_prompts is not None:
+            extra["prompt"] = self.last_prompts[position]
+        return self.provenance_source.record(self.last_seed, self.last_controls, index=index, **extra)
 
     def write(self, images, out_dir, prefix: str = "sample") -> list[Path]:
         """Write a grid, the grid scaled up for viewing, and one PNG per image into out_dir, each with its

@@ -37,6 +37,7 @@ class TrainConfig:
     color: str = "auto"  # images: auto | grey | rgb
     augment: str | None = None  # images: comma-separated flip, shift
     exclude_labels: str | None = None  # images: class names left out of the data (the model keeps their labels)
+    allow_uncaptioned: bool = False  # captioned images: an image without a caption trains as the empty caption
     extensions: str | None = None  # folder sources: comma-separated file extensions to read (default: the modality's)
     batch_size: int = 12
     window: int | None = None  # token models: tokens per training window (default: the model's block_size)
