@@ -13,7 +13,7 @@ from PIL import Image
 import genlab
 from genlab.errors import GenlabError
 from genlab.families import get_family
-from genlab.families.text_encoder import CaptionEncoder, CrossAttention
+from genlab.families.text_encoder import CrossAttention
 from genlab.images.captions import CaptionTokenizer
 from genlab.images.data import open_images
 
@@ -55,7 +55,8 @@ def test_caption_tokenizer_reads_words_lowercased_with_cls_first_and_refuses_unk
     assert tok.words("A small 3") == ["a", "small", "3"] and (ids[0, 1:4] > 2).all() and (ids[0, 4:] == 0).all()
     tok.save(tmp_path)
     again = CaptionTokenizer.load(tmp_path, tok.max_length)
-    assert torch.equal(again.encode(["a small 3", "seven on the right"]), tok.encode(["a small 3", "seven on the right"]))
+    texts = ["a small 3", "seven on the right"]
+    assert torch.equal(again.encode(texts), tok.encode(texts))
     from transformers import PreTrainedTokenizerFast  # the file is a tokenizer.json that transformers reads
 
     hf = PreTrainedTokenizerFast(tokenizer_file=str(tmp_path / "caption_tokenizer.json"))
@@ -187,7 +188,8 @@ def test_a_tiny_captioned_model_draws_what_each_caption_says(two_captions):
     # a prompt per image, and the negative prompt in the provenance
     two = m.generate(num_samples=2, seed=1, prompt=["a one", "a zero"], negative_prompt="a one")
     assert [im.info["prompt"] for im in two] == ["a one", "a zero"]
-    assert two[0].info["genlab"]["prompt"] == "a one" and two[0].info["genlab"]["controls"]["negative_prompt"] == "a one"
+    record = two[0].info["genlab"]
+    assert record["prompt"] == "a one" and record["controls"]["negative_prompt"] == "a one"
 
 
 def test_sampling_errors_of_a_captioned_model(two_captions):

@@ -23,7 +23,8 @@ PAD_ID = 0
 
 
 class CaptionEncoder(nn.Module):
-    """Word ids (B, L) -> states (B, L, dim), the padding mask (B, L) (True = a word) and the pooled caption (B, dim)."""
+    """Word ids (B, L) -> states (B, L, dim), the word mask (B, L) (True = a word, not padding) and the pooled
+    caption (B, dim)."""
 
     def __init__(self, vocab_size: int, max_length: int, dim: int, n_layer: int, n_head: int = 4):
         super().__init__()

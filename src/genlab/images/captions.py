@@ -204,11 +204,11 @@ class CaptionTokenizer:
                               "(its longest training caption); shorten it")
         unknown = self.unknown_words(prompt)
         if unknown:
-            sample = ", ".join(sorted(self.tokenizer.get_vocab(), key=self.tokenizer.token_to_id)[3:15])
-            raise GenlabError(f"the model never saw the word{'s' if len(unknown) > 1 else ''} "
-                              f"{', '.join(repr(w) for w in dict.fromkeys(unknown))} in a caption, so the prompt cannot "
-                              f"say what it means; use the words of its captions ({self.vocab_size - 3} words: "
-                              f"{sample}, ...)")
+            known = ", ".join(sorted(self.tokenizer.get_vocab(), key=self.tokenizer.token_to_id)[3:15])
+            words = ", ".join(repr(w) for w in dict.fromkeys(unknown))
+            raise GenlabError(f"the model never saw the word{'s' if len(unknown) > 1 else ''} {words} in a caption, "
+                              f"so the prompt cannot say what it means; use the words of its captions "
+                              f"({self.vocab_size - 3} words: {known}, ...)")
 
     def encode(self, captions: list[str]):
         """(N, max_length) int64 ids: [CLS], the words, then [PAD]; a caption longer than max_length is cut."""

@@ -403,7 +403,8 @@ def open_images(source: str, *, image_size: int | None = None, color: str = "aut
         from genlab.images.scenes import build_scenes
 
         scenes = build_scenes(DIGIT_SCENES["train"], DIGIT_SCENES["val"])  # its own split, by scan and layout
-        train, val = (_resize(sp.images[:, None], image_size or sp.images.shape[-1]) for sp in (scenes.train, scenes.val))
+        side = image_size or scenes.train.images.shape[-1]
+        train, val = (_resize(split.images[:, None], side) for split in (scenes.train, scenes.val))
         tl, vl, names = np.zeros(len(train), np.int64), np.zeros(len(val), np.int64), []
         texts = (scenes.train.captions, scenes.val.captions)
     elif source.startswith("images:mnist"):

@@ -152,8 +152,8 @@ class ImageModel(Sampler):
         captions = None
         if self.captioned:
             if label is not None:
-                raise GenlabError("this model draws what a caption says, not a class; give --prompt \"a 3 to the left of "
-                                  "a 7\" instead of --label")
+                raise GenlabError("this model draws what a caption says, not a class; give --prompt \"a 3 to the left "
+                                  "of a 7\" instead of --label")
             captions = [prompt] * num_samples if isinstance(prompt, str) else list(prompt)
             if len(captions) != num_samples:
                 raise GenlabError(f"give one prompt, or one per image: {len(captions)} prompts for {num_samples} "
