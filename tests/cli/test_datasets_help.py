@@ -11,7 +11,8 @@ import pytest
 
 from genlab.modalities import builtin_datasets, registry
 
-ALL = ("text:pydocs", "text:pystdlib", "images:digits", "images:mnist:DIR", "music:folk", "music:bach")
+ALL = ("text:pydocs", "text:pystdlib", "images:digits", "images:digit-scenes", "images:mnist:DIR", "music:folk",
+       "music:bach")
 
 
 def genlab(*args: str) -> subprocess.CompletedProcess:

@@ -53,7 +53,8 @@ def test_a_control_the_run_does_not_take_is_one_line(text_run, flag):
 
 def test_image_runs_refuse_a_prompt_and_text_runs_a_renderer(shapes_run, text_run, tmp_path, capsys):
     assert main(["sample", str(shapes_run), "--prompt", "hello", "-o", str(tmp_path)]) == 2
-    assert "--prompt is not a control of images models" in capsys.readouterr().err
+    assert "trained with class labels, not captions, so a prompt must name one of its classes (circle, square), " \
+        "not 'hello'" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # nothing was written
     assert main(["sample", str(text_run), "--renderer", "additive"]) == 2
     assert "--renderer is for music models" in capsys.readouterr().err

@@ -216,7 +216,7 @@ def test_prompted_sampling_from_the_command_line(two_captions, tmp_path):
     assert done.returncode == 0, done.stderr
     record = json.loads(Image.open(out / "sample-000.png").text["genlab"])
     assert record["controls"]["prompt"] == "a one" and record["controls"]["negative_prompt"] == "a zero"
-    bad = subprocess.run(cmd[:5] + ["a purple one"], capture_output=True, text=True)
+    bad = subprocess.run(cmd[:6] + ["a purple one"], capture_output=True, text=True)
     assert bad.returncode != 0 and "never saw the word 'purple'" in bad.stderr and "Traceback" not in bad.stderr
 
 

@@ -128,7 +128,8 @@ def test_errors_name_the_flag_the_user_typed(tmp_path):
     done = genlab("train", "images:digits", "--family", "vae", "--n-head", "4", "--out", tmp_path / "v")
     assert done.returncode == 2
     assert done.stderr.strip() == ("genlab: error: --n-head is not for the vae family; its model flags are --beta, "
-                                   "--conditional, --hidden, --latent-dim, --width (see genlab train --help)")
+                                   "--captions, --conditional, --hidden, --latent-dim, --width "
+                                   "(see genlab train --help)")
 
 
 def test_the_defaults_in_train_help_are_the_ones_used():

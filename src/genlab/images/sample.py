@@ -171,6 +171,11 @@ class ImageModel(Sampler):
                                   f"{prompt!r}); leave the prompt empty, or train with --captions to prompt it")
             if label is not None and str(label) != prompt:
                 raise GenlabError(f"the prompt {prompt!r} and --label {label} name two classes; give one of them")
+            if not prompt.lstrip("-").isdigit() and prompt not in self.class_names:
+                classes = ", ".join(self.prompt_choices or [])
+                raise GenlabError(f"this model was trained with class labels, not captions, so a prompt must name "
+                                  f"one of its classes ({classes}), not {prompt!r}; or train with --captions to "
+                                  "prompt it with words")
             label = prompt
         if output_type not in ("pil", "pt"):
             raise GenlabError(f"output_type must be pil (PIL images) or pt (a tensor), got {output_type!r}")
