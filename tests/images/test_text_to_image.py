@@ -229,3 +229,31 @@ def test_prompt_errors_of_models_without_captions(tmp_path, one_thread):
         m.generate(num_samples=1, prompt="a 3")
     with pytest.raises(GenlabError, match="--negative-prompt is for a model trained with --captions"):
         m.generate(num_samples=1, negative_prompt="a 3")
+
+
+def test_the_server_draws_a_caption_and_refuses_a_bad_one(two_captions):
+    import base64
+    import io
+
+    import httpx
+
+    from genlab.serve import create_app, load_models
+    from tests.serve.conftest import Running
+
+    run, _ = two_captions
+    running = Running(create_app(load_models([run], names=["scenes"])))
+    try:
+        made = httpx.post(running.url + "/v1/images/generations", timeout=60, json={
+            "model": "scenes", "prompt": "a one", "negative_prompt": "a zero", "n": 2, "steps": 5, "guidance": 3,
+            "seed": 4})
+        assert made.status_code == 200, made.text
+        image = Image.open(io.BytesIO(base64.b64decode(made.json()["data"][0]["b64_json"])))
+        record = json.loads(image.text["genlab"])
+        assert record["prompt"] == "a one" and record["controls"]["negative_prompt"] == "a zero"
+        for body, says in (({"prompt": "a purple one"}, "never saw the word 'purple'"),
+                           ({"prompt": ""}, "the prompt is empty"),
+                           ({"prompt": "a one " * 20_000}, "prompt is at most")):
+            bad = httpx.post(running.url + "/v1/images/generations", timeout=60, json={"model": "scenes", **body})
+            assert bad.status_code == 400 and says in bad.json()["error"]["message"], bad.text
+    finally:
+        running.stop()

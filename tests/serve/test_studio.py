@@ -510,3 +510,30 @@ def test_the_page_fits_a_desktop_and_a_phone(browser, server, artifacts):
         assert_accessible(browser, "on a phone")
     finally:
         phone(browser, False)
+
+
+def test_a_captioned_image_model_takes_a_caption_and_a_negative_prompt(browser, tmp_path_factory):
+    from genlab import api
+    from genlab.serve import create_app, load_models
+
+    run = api.train("images:digit-scenes", family="diffusion", captions=True, preset="tiny", text_dim=16,
+                    text_layers=1, max_steps=2, eval_interval=2, eval_batches=1, batch_size=8,
+                    out=str(tmp_path_factory.mktemp("scenes") / "run"), quiet=True)
+    running = Running(create_app(load_models([run], names=["scenes"])))
+    try:
+        open_studio(browser, running)
+        choose(browser, "studio-model", "scenes")
+        assert browser.find_element(By.ID, "studio-class-field").get_attribute("hidden") is not None
+        assert browser.find_element(By.ID, "studio-prompt-label").text == "Caption"
+        type_into(browser, "studio-prompt", "a 4 above a 9")
+        type_into(browser, "studio-negative-prompt", "a 9 above a 4")
+        type_into(browser, "studio-steps", "2")
+        tab_to(browser, "studio-generate", back=True)
+        press(browser, Keys.ENTER)
+        assert wait_status(browser, "Done") == "Done: 4 images."
+        image = browser.find_element(By.CSS_SELECTOR, "#studio-outputs .grid img")
+        assert image.get_attribute("alt") == "Generated image 1 of 4: a 4 above a 9"
+        shown = browser.find_element(By.CSS_SELECTOR, "#studio-outputs .provenance").get_attribute("textContent")
+        assert "a 9 above a 4" in shown, shown  # the negative prompt is in the provenance
+    finally:
+        running.stop()

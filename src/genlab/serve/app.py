@@ -653,7 +653,12 @@ def image_controls(body: ImageRequest, sampler, limits: Limits) -> dict:
     side = sampler.config["images"]["image_size"]
     if body.size is not None and body.size not in (f"{side}x{side}", "auto"):
         raise ApiError(400, f"this model makes {side}x{side} images; ask for size {side}x{side}", param="size")
-    controls = {"prompt": body.prompt, "num_samples": n, "seed": body.seed, "steps": body.steps,
+    for name, text in (("prompt", body.prompt), ("negative_prompt", body.negative_prompt or "")):
+        if len(text) > limits.max_prompt_chars:
+            raise ApiError(400, f"{name} is at most {limits.max_prompt_chars} characters, got {len(text)}",
+                           param=name)
+    controls = {"prompt": body.prompt, "negative_prompt": body.negative_prompt, "num_samples": n,
+                "seed": body.seed, "steps": body.steps,
                 "guidance": body.guidance, "eta": body.eta, "sampler": body.sampler, "weights": body.weights}
     controls = {k: v for k, v in controls.items() if v is not None}
     for name in controls:

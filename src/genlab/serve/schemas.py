@@ -76,7 +76,10 @@ UNSUPPORTED_COMPLETION_FIELDS = {"echo": False, "logprobs": None, "best_of": (No
 
 class ImageRequest(Body):
     model: str
-    prompt: str = Field("", description="a class name or label number for a conditional model, else empty")
+    prompt: str = Field("", description="the caption for a model trained with --captions ('a 4 above a 9'); a "
+                        "class name or label number for a conditional model; else empty")
+    negative_prompt: str | None = Field(None, description="a caption for guidance to steer away from (captioned "
+                                        "models)")
     n: int | None = Field(1, ge=1)
     size: str | None = None
     response_format: Literal["b64_json", "url"] | None = "b64_json"

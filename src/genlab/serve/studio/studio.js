@@ -238,9 +238,11 @@ const DIALS = [
     hint: "Above 1: fewer repeats." },
   { name: "stop", label: "Stop at", kind: "lines", apis: ["completions"], wide: true,
     hint: "One sequence per line; \\n stands for a line break." },
+  { name: "negative_prompt", label: "Negative prompt", kind: "text", apis: ["images"], wide: true,
+    when: (model) => captioned(model), hint: "A caption guidance steers away from. Empty: none." },
   { name: "steps", label: "Steps", kind: "int", min: 1, apis: ["images"], hint: "Denoising steps. Empty: default." },
   { name: "guidance", label: "Guidance", kind: "float", min: 0, step: 0.1, apis: ["images"],
-    hint: "How hard the class steers. Empty: default." },
+    hint: "How hard the class or caption steers. Empty: default." },
   { name: "eta", label: "Eta", kind: "float", min: 0, step: 0.1, apis: ["images"], hint: "DDIM noise; 0: none." },
   { name: "sampler", label: "Sampler", kind: "choice", apis: ["images"],
     options: [["", "Model default"], ["ddim", "DDIM"], ["ddpm", "DDPM"]] },
@@ -255,6 +257,8 @@ const DIALS = [
 const DIAL = Object.fromEntries(DIALS.map((dial) => [dial.name, dial]));
 
 const modelNamed = (name) => models.find((m) => m.id === name);
+// An image model trained on captions takes any caption as its prompt: the server lists no classes for it (null).
+const captioned = (model) => model.api === "images" && model.classes === null;
 
 // The value a dial starts at: the model's default, except that an image grid starts small (image models
 // default to 64 samples, for the command line).
@@ -280,6 +284,7 @@ class Dials {
     const fields = [];
     for (const dial of DIALS) {
       if (!(dial.name in model.controls) || !dial.apis.includes(model.api)) continue;
+      if (dial.when && !dial.when(model)) continue;
       const id = `${this.prefix}-${dial.name.replaceAll("_", "-")}`;
       const hintId = dial.hint ? id + "-hint" : null;
       let input;
@@ -289,6 +294,8 @@ class Dials {
         input = h("input", { id, type: "checkbox" });
       } else if (dial.kind === "lines") {
         input = h("textarea", { id, rows: 2, spellcheck: "false" });
+      } else if (dial.kind === "text") {
+        input = h("input", { id, type: "text", autocomplete: "off" });
       } else {
         input = h("input", { id, type: "number", min: dial.min, max: dial.max,
           step: dial.kind === "int" ? 1 : dial.step || "any", inputmode: dial.kind === "int" ? "numeric" : "decimal" });
@@ -338,6 +345,7 @@ class Dials {
           .map((line) => line.replace(/\\(n|\\)/g, (_, c) => (c === "n" ? "\n" : "\\")));
         values[name] = lines.length ? lines : null;
       } else if (dial.kind === "choice") values[name] = input.value || null;
+      else if (dial.kind === "text") values[name] = input.value.trim() || null;
       else values[name] = input.value.trim() === "" ? null : Number(input.value);
     }
     return values;
@@ -576,10 +584,11 @@ async function makeImages(body, card, settings, entry, signal) {
   const grid = h("ul", { class: "grid" });
   answer.data.forEach((image, i) => {
     const label = image.label ?? image.provenance?.label;
-    const caption = label === null || label === undefined ? `Image ${i + 1}` : `Image ${i + 1}, class ${label}`;
+    // what the image was asked to show: its class, or the caption a captioned model drew
+    const asked = label !== null && label !== undefined ? `, class ${label}`
+      : image.provenance?.prompt ? `: ${image.provenance.prompt}` : "";
     grid.append(h("li", {},
-      imageFigure(image.b64_json, `Generated image ${i + 1} of ${answer.data.length}` +
-        (label === null || label === undefined ? "" : `, class ${label}`), caption),
+      imageFigure(image.b64_json, `Generated image ${i + 1} of ${answer.data.length}${asked}`, `Image ${i + 1}${asked}`),
       h("div", { class: "links" }, h("a", { href: "data:image/png;base64," + image.b64_json,
         download: `genlab-${image.provenance?.seed ?? "image"}-${i + 1}.png`, text: "Save PNG",
         "aria-label": `Save PNG of image ${i + 1}` })),
@@ -693,13 +702,13 @@ const studio = {
     if (!model) return;
     saved.set("model", model.id);
     this.dials.build(model);
-    const images = model.api === "images";
-    const classes = Array.isArray(model.classes) ? model.classes : null;
-    this.promptField.hidden = images;
-    this.classField.hidden = !images || (classes !== null && classes.length === 0);
-    this.classList.replaceChildren(...(classes || []).map((name) => h("option", { value: name })));
-    this.promptLabel.textContent = model.api === "music" ? "ABC header" : "Prompt";
-    this.prompt.placeholder = model.api === "music" ? "M:6/8 K:Dmaj" : "";
+    const byClass = model.api === "images" && !captioned(model);
+    const classes = (byClass && model.classes) || [];
+    this.promptField.hidden = byClass;
+    this.classField.hidden = !byClass || classes.length === 0;
+    this.classList.replaceChildren(...classes.map((name) => h("option", { value: name })));
+    this.promptLabel.textContent = { music: "ABC header", images: "Caption" }[model.api] || "Prompt";
+    this.prompt.placeholder = { music: "M:6/8 K:Dmaj", images: "a small 3 to the left of a large 7" }[model.api] || "";
     const about = [MODALITY_NAMES[model.modality] || model.modality, model.family,
       model.context ? `context ${model.context} tokens` : null].filter(Boolean).join(", ");
     this.modelHint.textContent = about;
@@ -707,7 +716,9 @@ const studio = {
 
   settings() {
     const model = this.model();
-    const prompt = model.api === "images" ? this.classInput.value.trim() : this.prompt.value;
+    // the field on show: a caption or text prompt, a class, or nothing (an unconditional image model)
+    const prompt = !this.promptField.hidden ? this.prompt.value
+      : this.classField.hidden ? "" : this.classInput.value.trim();
     return { model: model.id, prompt, values: this.dials.values() };
   },
 
@@ -735,8 +746,8 @@ const studio = {
     this.select.value = settings.model;
     this.modelChosen();
     this.dials.fill(settings.values);
-    if (this.model().api === "images") this.classInput.value = settings.prompt ?? "";
-    else this.prompt.value = settings.prompt ?? "";
+    if (!this.promptField.hidden) this.prompt.value = settings.prompt ?? "";
+    else this.classInput.value = settings.prompt ?? "";
     say(`Settings loaded into the form${settings.values?.seed != null ? ` (seed ${settings.values.seed})` : ""}.`, "done");
     return true;
   },
@@ -854,7 +865,7 @@ const pngSettings = {
       const values = { seed: record.seed };
       for (const name of Object.keys(DIAL)) if (name in controls) values[name] = controls[name];
       // The image's own class, which the record keeps beside the controls (a batch may mix classes).
-      const label = record.label ?? controls.label;
+      const label = record.label ?? controls.label ?? (record.prompt || null);
       let modelName = record.model;
       if (!modelNamed(modelName)) {
         modelName = studio.select.value;
