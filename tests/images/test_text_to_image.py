@@ -235,7 +235,7 @@ def test_the_server_draws_a_caption_and_refuses_a_bad_one(two_captions):
     import base64
     import io
 
-    import httpx
+    import httpx2 as httpx
 
     from genlab.serve import create_app, load_models
     from tests.serve.conftest import Running
