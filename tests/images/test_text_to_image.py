@@ -250,10 +250,10 @@ def test_the_server_draws_a_caption_and_refuses_a_bad_one(two_captions):
         image = Image.open(io.BytesIO(base64.b64decode(made.json()["data"][0]["b64_json"])))
         record = json.loads(image.text["genlab"])
         assert record["prompt"] == "a one" and record["controls"]["negative_prompt"] == "a zero"
-        for body, says in (({"prompt": "a purple one"}, "never saw the word 'purple'"),
-                           ({"prompt": ""}, "the prompt is empty"),
-                           ({"prompt": "a one " * 20_000}, "prompt is at most")):
+        for body, code, says in (({"prompt": "a purple one"}, 400, "never saw the word 'purple'"),
+                                 ({"prompt": ""}, 400, "the prompt is empty"),
+                                 ({"prompt": "a one " * 20_000}, 413, "the prompt is over 65536 characters")):
             bad = httpx.post(running.url + "/v1/images/generations", timeout=60, json={"model": "scenes", **body})
-            assert bad.status_code == 400 and says in bad.json()["error"]["message"], bad.text
+            assert bad.status_code == code and says in bad.json()["error"]["message"], bad.text
     finally:
         running.stop()

@@ -265,16 +265,21 @@ def test_a_text_streams_into_the_page_piece_by_piece(browser, server):
     wait(browser, lambda d: value(d, "studio-seed") == seed, f"the seed {seed} in the Seed field")
 
 
+def generate_four_images(browser) -> None:
+    """Two denoising steps (a test's few seconds), then Generate: the grid's default four images."""
+    type_into(browser, "studio-steps", "2")
+    tab_to(browser, "studio-generate", back=True)
+    press(browser, Keys.ENTER)
+    assert wait_status(browser, "Done") == "Done: 4 images."
+
+
 def test_images_come_as_a_grid_of_pngs(browser, server):
     open_studio(browser, server)
     choose(browser, "studio-model", "digits")
     assert browser.find_elements(By.ID, "studio-prompt-field")[0].get_attribute("hidden") is not None
     assert not browser.find_elements(By.ID, "studio-max-new-tokens")  # only the dials the model has
     type_into(browser, "studio-class", "3")
-    type_into(browser, "studio-steps", "2")
-    tab_to(browser, "studio-generate", back=True)
-    press(browser, Keys.ENTER)
-    assert wait_status(browser, "Done") == "Done: 4 images."
+    generate_four_images(browser)
     images = browser.find_elements(By.CSS_SELECTOR, "#studio-outputs .grid img")
     assert len(images) == 4
     assert all(browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img) == 8
@@ -527,10 +532,7 @@ def test_a_captioned_image_model_takes_a_caption_and_a_negative_prompt(browser, 
         assert browser.find_element(By.ID, "studio-prompt-label").text == "Caption"
         type_into(browser, "studio-prompt", "a 4 above a 9")
         type_into(browser, "studio-negative-prompt", "a 9 above a 4")
-        type_into(browser, "studio-steps", "2")
-        tab_to(browser, "studio-generate", back=True)
-        press(browser, Keys.ENTER)
-        assert wait_status(browser, "Done") == "Done: 4 images."
+        generate_four_images(browser)
         image = browser.find_element(By.CSS_SELECTOR, "#studio-outputs .grid img")
         assert image.get_attribute("alt") == "Generated image 1 of 4: a 4 above a 9"
         shown = browser.find_element(By.CSS_SELECTOR, "#studio-outputs .provenance").get_attribute("textContent")

@@ -655,8 +655,7 @@ def image_controls(body: ImageRequest, sampler, limits: Limits) -> dict:
         raise ApiError(400, f"this model makes {side}x{side} images; ask for size {side}x{side}", param="size")
     for name, text in (("prompt", body.prompt), ("negative_prompt", body.negative_prompt or "")):
         if len(text) > limits.max_prompt_chars:
-            raise ApiError(400, f"{name} is at most {limits.max_prompt_chars} characters, got {len(text)}",
-                           param=name)
+            raise ApiError(413, f"the {name} is over {limits.max_prompt_chars} characters; shorten it", param=name)
     controls = {"prompt": body.prompt, "negative_prompt": body.negative_prompt, "num_samples": n,
                 "seed": body.seed, "steps": body.steps,
                 "guidance": body.guidance, "eta": body.eta, "sampler": body.sampler, "weights": body.weights}
