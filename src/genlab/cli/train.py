@@ -45,6 +45,8 @@ IMAGE_FAMILY_FLAGS = [  # vae, gan, diffusion
     ("text-dim", int, "diffusion --captions: the caption encoder's width (default 128)"),
     ("text-layers", int, "diffusion --captions: the caption encoder's Transformer layers (default 2)"),
     ("ema-decay", float, "decay of the weight average (gan, diffusion; default 0.999)"),
+    ("snr-gamma", float, "diffusion: Min-SNR loss weighting with this gamma (Hang et al. 2023; 5 is theirs), "
+     "0 = plain MSE (default 0.0)"),
 ]
 DISTRIBUTED_FLAGS = [
     ("nproc-per-node", int, "processes per node (e.g. one per GPU, or 2 on a 2-core CPU)"),
@@ -82,6 +84,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--allow-uncaptioned", action="store_true", default=None,
                    help="with --captions: train images that have no caption as the empty caption, instead of "
                    "refusing the folder")
+    p.add_argument("--descriptions", action="store_true", default=None,
+                   help="text-to-music (ABC): read each tune after a description made from its own header (\"a jig in "
+                   "G major\", \"a reel in D major, 4/4\"), so genlab sample --prompt can describe the tune wanted")
     p.add_argument("--size", dest="image_size", type=int,
                    help="image side in pixels (default 16 for digits, 28 for MNIST, 32 for folders)")
     p.add_argument("--color", choices=["auto", "grey", "rgb"], help="image channels (default auto)")
@@ -96,6 +101,9 @@ def add_parsers(sub) -> None:
                    "suffix; build, cache and VCS folders are never read)")
     for name, kind, text in IMAGE_FAMILY_FLAGS:
         p.add_argument(f"--{name}", type=kind, help=text)
+    p.add_argument("--coords", action="store_true", default=None,
+                   help="diffusion: give the U-Net two coordinate channels (CoordConv), so a caption's left of and "
+                   "above find their place sooner")
     p.add_argument("--schedule", choices=["linear", "cosine"], help="diffusion noise schedule (default cosine)")
     p.add_argument("--loss", choices=["nonsaturating", "hinge"], help="GAN loss (default nonsaturating)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"],

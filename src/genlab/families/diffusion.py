@@ -51,6 +51,8 @@ class DiffusionConfig(ImageConfig):
     ema_decay: float = 0.999
     text_dim: int = 128  # with captions: the caption encoder's width
     text_layers: int = 2  # and its Transformer layers
+    snr_gamma: float = 0.0  # Min-SNR loss weighting (Hang et al. 2023) with this gamma; 0 = plain MSE
+    coords: bool = False  # two coordinate channels (x, y) beside the image (CoordConv), so layers know where they are
 
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -59,6 +61,16 @@ def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     freqs = torch.exp(-math.log(10_000) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
     args = t.float()[:, None] * freqs[None]  # (B, half)
     return torch.cat([torch.sin(args), torch.cos(args)], dim=1)
+
+
+def coordinate_channels(x: torch.Tensor) -> torch.Tensor:
+    """(B, 2, H, W): each position's column and row in [-1, 1] (Liu et al. 2018's CoordConv). A caption says
+    "left of" and "above"; convolutions with zero padding learn where they are only slowly."""
+    B, _, H, W = x.shape
+    ys = torch.linspace(-1, 1, H, device=x.device, dtype=x.dtype)
+    xs = torch.linspace(-1, 1, W, device=x.device, dtype=x.dtype)
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"))  # (2, H, W): x then y
+    return grid.expand(B, 2, H, W)
 
 
 class ResBlock(nn.Module):
@@ -111,7 +123,7 @@ class UNet(nn.Module):
         self.time_mlp = nn.Sequential(nn.Linear(td, td), nn.SiLU(), nn.Linear(td, td))
         # classes 0..K-1, and K = "no label" (label dropout, and the unconditional half of guidance)
         self.label_emb = nn.Embedding(config.num_classes + 1, td) if config.conditional else None
-        self.inp = nn.Conv2d(c, w, 3, 1, 1)
+        self.inp = nn.Conv2d(c + 2 * config.coords, w, 3, 1, 1)
         self.down0 = ResBlock(w, w, td)  # (B, w, s, s) -> skip
         self.pool0 = nn.Conv2d(w, w, 3, 2, 1)  # s/2
         self.down1 = ResBlock(w, 2 * w, td)  # (B, 2w, s/2, s/2) -> skip
@@ -153,6 +165,8 @@ class UNet(nn.Module):
             emb = emb + self.text_pool(text[2])
         elif self.label_emb is not None:
             emb = emb + self.label_emb(labels)
+        if self.config.coords:
+            x = torch.cat([x, coordinate_channels(x)], dim=1)  # (B, C + 2, s, s)
         h0 = self.down0(self.inp(x), emb)  # (B, w, s, s)
         h1 = self._read("cross_down1", self.down1(self.pool0(h0), emb), text)  # (B, 2w, s/2, s/2)
         h = self.mid1(self.pool1(h1), emb)  # (B, 2w, s/4, s/4)
@@ -325,7 +339,12 @@ class DiffusionFamily(ImageFamily):
         if m.guided:  # prompt dropout: the same network learns the unconditional model
             null = m.null_condition(B, x0.device)
             y = torch.where(drop.view(-1, *[1] * (labels.dim() - 1)), null, labels)
-        return F.mse_loss(model(xt, t, y).float(), noise)
+        error = (model(xt, t, y).float() - noise).pow(2).mean(dim=tuple(range(1, x0.dim())))  # (B,)
+        if m.config.snr_gamma > 0:  # Min-SNR: the nearly clean timesteps, easy and many, count for less
+            snr = m.forward_process.alphas_cumprod.to(x0.device)[t]
+            snr = snr / (1 - snr)
+            error = error * snr.clamp(max=m.config.snr_gamma) / snr
+        return error.mean()
 
     def train_step(self, model: Diffusion, batch, optimizers: dict, ctx) -> dict[str, float]:
         figures = Family.train_step(self, model, batch, optimizers, ctx)

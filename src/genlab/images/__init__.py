@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from genlab.errors import GenlabError
 from genlab.modalities import LoadedRun, Modality
 
 
@@ -44,6 +45,9 @@ class ImageModality(Modality):
     def open_data(self, source: str, cfg, block_size: int | None, preprocessing=None):
         from genlab.images.data import open_images
 
+        if getattr(cfg, "descriptions", False):
+            raise GenlabError("--descriptions describes ABC tunes by their headers (text-to-music); for text-to-image "
+                              "train a diffusion model with --captions")
         return open_images(source, image_size=cfg.image_size, color=cfg.color, augment=cfg.augment,
                            val_fraction=cfg.val_fraction, extensions=cfg.extensions,
                            exclude_labels=cfg.exclude_labels, parent=preprocessing,

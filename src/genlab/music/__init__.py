@@ -43,7 +43,8 @@ class MusicModality(Modality):
         from genlab.music.data import open_music
 
         return open_music(source, block_size=block_size, tokenizer=cfg.tokenizer, val_fraction=cfg.val_fraction,
-                          extensions=cfg.extensions, given=preprocessing)
+                          extensions=cfg.extensions, given=preprocessing,
+                          descriptions=True if getattr(cfg, "descriptions", False) else None)
 
     def load_preprocessing(self, run_dir: Path, config: dict):
         from genlab.music.tokenizers import load_music_tokenizer

@@ -52,6 +52,7 @@ from typing import NamedTuple
 
 import torch
 
+from genlab.music.describe import DESCRIPTION_TOKEN
 from genlab.music.tokenizers import BOS, EOS, MAX_SHIFT, STEPS_PER_QUARTER, duration_value
 from genlab.sampling.constraints import Constraint, StateConstraint
 
@@ -126,7 +127,7 @@ class AbcMeterConstraint(StateConstraint):
         # tokens that are allowed or not together (every note, every rest, ...): one step decides for the class
         classes: dict[object, list[int]] = {}
         for i, (kind, _) in enumerate(self.kinds):
-            together = kind in ("note", "rest", "meter", "key", "inline_key", "inline_meter", "unknown")
+            together = kind in ("note", "rest", "meter", "key", "inline_key", "inline_meter", "unknown", "description")
             classes.setdefault(kind if together else i, []).append(i)
         self.classes = [ids[0] for ids in classes.values()]  # one token that speaks for each class
         self.class_of = torch.empty(len(self.vocab_text), dtype=torch.long)  # token -> its class
@@ -140,6 +141,8 @@ class AbcMeterConstraint(StateConstraint):
     def _kind(token: str) -> tuple[str, object]:
         if token in (BOS, EOS):
             return token, None
+        if token.startswith(DESCRIPTION_TOKEN):
+            return "description", None
         if token.startswith("M:"):
             return "meter", _meter(token)
         if token.startswith("K:"):
@@ -175,7 +178,8 @@ class AbcMeterConstraint(StateConstraint):
     def mask(self, state: Abc) -> torch.Tensor:
         if state == self.FREE:
             return super().mask(state)
-        allowed = torch.tensor([self.step(state, token) is not None for token in self.classes])
+        allowed = torch.tensor([self.step(state, token) is not None and self.kinds[token][0] != "description"
+                                for token in self.classes])  # a description is read from the prompt, never drawn
         row = allowed[self.class_of]  # one gather: every token as its class
         if not row.any():
             row[self.end_id] = True
@@ -222,6 +226,8 @@ class AbcMeterConstraint(StateConstraint):
         if s.phase == START:
             return s._replace(phase=METER) if kind == BOS else None
         if s.phase == METER:
+            if kind == "description":
+                return s  # the prompt's description, between <s> and the meter
             return s._replace(phase=KEY, bar_len=value[0], compound=value[1]) if kind == "meter" else None
         if s.phase == KEY:
             return s._replace(phase=BODY) if kind == "key" else None

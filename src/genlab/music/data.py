@@ -43,6 +43,7 @@ import json
 import math
 import multiprocessing
 import os
+import random
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -89,6 +90,9 @@ MUSIC_SUFFIXES = ABC_SUFFIXES + MIDI_SUFFIXES + SCORE_SUFFIXES
 CACHE_VERSION = 4  # bump when tokenization changes, so old caches are not reused (2: the caps on tunes, 3 and 4:
 # bar lines put back)
 SHUFFLE_SEED = 1234
+# with --descriptions: the share of tunes trained without one, so the model also learns the unconditioned tune
+# (the prompt dropout of classifier-free guidance; the bench's chance baseline is that empty prompt)
+DESCRIPTION_DROPOUT = 0.15
 TRANSPOSE_RANGE = 5  # event training windows are shifted by -5..+6 semitones: every key
 
 
@@ -253,11 +257,15 @@ def _abc_text(f: Path) -> str:
         return data.decode("latin-1")  # older ABC collections are Latin-1
 
 
-def _abc_tunes(files: list[Path], failures, examples, cuts: collections.Counter) -> tuple[list[list[str]], int]:
-    """The tunes of ABC files as tokens, and how many bar lines were put back."""
+def _abc_tunes(files: list[Path], failures, examples, cuts: collections.Counter,
+               descriptions: bool = False) -> tuple[list[list[str]], int]:
+    """The tunes of ABC files as tokens, and how many bar lines were put back. With `descriptions`, each tune
+    but a DESCRIPTION_DROPOUT share begins with a description of it (music/describe.py), after its <s>."""
+    from genlab.music.describe import description_tokens, training_description
     from genlab.music.positions import complete_bar_lines
 
     tunes, added = [], 0
+    rng = random.Random(SHUFFLE_SEED)  # the same phrasing for a tune every time the corpus is read
     for f in files:
         pieces = split_tunes(_abc_text(f))
         if not pieces:
@@ -269,6 +277,9 @@ def _abc_tunes(files: list[Path], failures, examples, cuts: collections.Counter)
             except AbcError as e:
                 _fail(failures, examples, f, str(e))
                 continue
+            if descriptions and rng.random() >= DESCRIPTION_DROPOUT:
+                text = training_description(piece, rng)
+                tokens = tokens[:1] + (description_tokens(text) if text else []) + tokens[1:]
             tunes.append(tokens)
             added += put_back
             if cut:
@@ -342,9 +353,11 @@ def _fail(failures: collections.Counter, examples: list, f: Path, reason: str) -
 
 
 def prepare_music(source: str, tokenizer: str | None = None, val_fraction: float = 0.1,
-                  quiet: bool = False, extensions: str | None = None, given=None) -> MusicCorpus:
+                  quiet: bool = False, extensions: str | None = None, given=None,
+                  descriptions: bool | None = None) -> MusicCorpus:
     """Tokenize a music corpus once (cached on disk) and split its tunes into train and validation; with a
-    `given` tokenizer (a parent run's, for fine-tuning) the tunes are read in its vocabulary.
+    `given` tokenizer (a parent run's, for fine-tuning) the tunes are read in its vocabulary. With
+    `descriptions` (default: whether the given tokenizer reads them) each ABC tune begins with a description.
 
     The cache is keyed by the hash of the files read (their names and bytes) and of a given tokenizer, so
     other `extensions` that read other files never reuse this one."""
@@ -353,12 +366,17 @@ def prepare_music(source: str, tokenizer: str | None = None, val_fraction: float
     # unknown names, empty folders and extensions without files raise here
     files, report = _source_files(source, extensions)
     kind = given.kind if given is not None else _choose_kind(source, files, tokenizer)
+    if descriptions is None:
+        descriptions = bool(getattr(given, "described", False))
+    if descriptions and kind != "abc":
+        raise GenlabError(f"--descriptions describes a tune by its ABC header (K:, M:, R:), and {source} is read as "
+                          "MIDI/MusicXML events, which have none; train on ABC tunes (e.g. music:folk)")
     content_hash = _content_hash(source, files)
-    name = f"v{CACHE_VERSION}-{content_hash[:24]}-{kind}"
+    name = f"v{CACHE_VERSION}-{content_hash[:24]}-{kind}" + ("-described" if descriptions else "")
     if given is not None:
         name += f"-given-{tokenizer_fingerprint(given)[:16]}"
     meta, tok, starts, tokens = cached(cache_root() / "music" / name,
-                                       lambda f: _build_cache(source, files, kind, f, given),
+                                       lambda f: _build_cache(source, files, kind, f, given, descriptions),
                                        lambda f: _read_cache(f, kind))
     n_tunes = len(starts) - 1
     failures, cuts = meta["failures"], meta["cuts"]
@@ -402,13 +420,14 @@ def _read_cache(folder: Path, kind: str) -> tuple[dict, object, np.ndarray, np.n
     return meta, tok, starts, tokens
 
 
-def _build_cache(source: str, files: list[Path], kind: str, folder: Path, given=None) -> None:
+def _build_cache(source: str, files: list[Path], kind: str, folder: Path, given=None,
+                 descriptions: bool = False) -> None:
     failures: collections.Counter = collections.Counter()
     examples: list = []
     cuts: collections.Counter = collections.Counter()
     added = 0
     if kind == "abc":
-        tunes, added = _abc_tunes(files, failures, examples, cuts)
+        tunes, added = _abc_tunes(files, failures, examples, cuts, descriptions)
         tok = given or (AbcTokenizer.build(tunes) if tunes else None)
     else:
         tok = given or EventTokenizer()
@@ -441,6 +460,7 @@ def _build_cache(source: str, files: list[Path], kind: str, folder: Path, given=
 # ---------------------------------------------------------------------------------------------------
 
 
+IGNORE = -100  # a target the loss skips (cross_entropy's ignore_index)
 ALIGNED_SHARE = 0.25  # of each batch, windows that begin at a tune's first token
 
 
@@ -468,6 +488,8 @@ class MusicData(TextData):
         anywhere = torch.randint(len(data) - self.block_size, (batch_size - aligned,), generator=generator).numpy()
         starts = np.concatenate([np.minimum(first[picks], len(data) - self.block_size - 1), anywhere])
         x, y = windows_at(data, starts, self.block_size)
+        if self.tokenizer.described:  # a description is read, never written: its words are no target
+            y = y.masked_fill(torch.from_numpy(self.tokenizer.description_mask)[y], IGNORE)
         if split == "train" and self.tokenizer.kind == "events":
             x, y = _transpose_windows(x, y, self.tokenizer, generator)
         if c.features is None:
@@ -527,10 +549,12 @@ def _transpose_windows(x: torch.Tensor, y: torch.Tensor, tok: EventTokenizer, ge
 
 
 def open_music(source: str, *, block_size: int, tokenizer: str | None = None,
-               val_fraction: float = 0.1, extensions: str | None = None, given=None) -> MusicData:
+               val_fraction: float = 0.1, extensions: str | None = None, given=None,
+               descriptions: bool | None = None) -> MusicData:
     """A music corpus prepared for training (in the `given` tokenizer's vocabulary, if any); what a folder
     gave is one line on stderr."""
-    corpus = prepare_music(source, tokenizer, val_fraction, extensions=extensions, given=given)
+    corpus = prepare_music(source, tokenizer, val_fraction, extensions=extensions, given=given,
+                           descriptions=descriptions)
     if corpus.read is not None:
         corpus.read.say(f", {corpus.n_tunes} tunes")
     return MusicData(corpus, block_size)

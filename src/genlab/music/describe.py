@@ -399,6 +399,40 @@ def stated(facts: TuneFacts, phrasing: int) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------
+# Descriptions as a model reads them (text-to-music)
+# ---------------------------------------------------------------------------------------------------
+
+# A model trained with --descriptions reads each tune after a description of it, word by word, as tokens of its
+# own vocabulary: <s> desc:a desc:jig desc:in desc:G desc:major M:6/8 K:Gmaj ... The phrasings are those of key,
+# mode, meter and tune type (all but FULL, whose title and pitch words are open-ended), so the words form a
+# small closed vocabulary that every prompt is read in.
+DESCRIPTION_TOKEN = "desc:"
+TRAINING_PHRASINGS = tuple(range(FULL))
+_WORD_RE = re.compile(r"\d+/\d+|[A-Za-z]+#?|,")
+_LEADING_ARTICLE = re.compile(r"^(A|An|The)\b")  # "A jig in G": the article, not the key of A
+
+
+def description_words(text: str) -> list[str]:
+    """The words of a description as a model reads them: "a reel in D major, 4/4" -> a reel in D major , 4/4.
+    Case is kept, because a capital letter is a key ("A minor") and a small one an article."""
+    text = _LEADING_ARTICLE.sub(lambda m: m.group(1).lower(), text.strip())
+    return _WORD_RE.findall(text)
+
+
+def description_tokens(text: str) -> list[str]:
+    return [DESCRIPTION_TOKEN + w for w in description_words(text)]
+
+
+def training_description(abc: str, rng: random.Random) -> str | None:
+    """A description of one tune in a random training phrasing, or None when its header says nothing a
+    description can (no key, meter or tune type)."""
+    facts = facts_from_abc(abc)
+    if not (facts.key or facts.meter or facts.rhythm):
+        return None
+    return describe(facts, rng.choice(TRAINING_PHRASINGS))
+
+
+# ---------------------------------------------------------------------------------------------------
 # Reading prompts
 # ---------------------------------------------------------------------------------------------------
 

@@ -50,6 +50,7 @@ _MODES = {
 }
 _KEY_RE = re.compile(r"^([A-Ga-g])([#b]?)\s*([A-Za-z]*)")
 _METER_RE = re.compile(r"^(\d+)/(\d+)$")
+_ABC_START = re.compile(r"\s*(X:|[MKL]:)")  # a prompt in ABC (header fields, a tune), not a description
 
 # One body unit per alternative; order matters (longer forms first).
 _BODY_RE = re.compile(r"""
@@ -281,7 +282,9 @@ def _in_chord(out: list[str], kind: str) -> bool:
 def tokens_to_abc(tokens: list[str], title: str = "genlab tune", comments: list[str] | None = None,
                   index: int = 1) -> str:
     """Tokens -> an ABC tune (unit length 1/8). Bar lines are spaced so that the text lexes back to the tokens."""
-    body = [t for t in tokens if t not in (BOS, EOS)]
+    from genlab.music.describe import DESCRIPTION_TOKEN
+
+    body = [t for t in tokens if t not in (BOS, EOS) and not t.startswith(DESCRIPTION_TOKEN)]  # a prompt's words
     meter = body.pop(0) if body and body[0].startswith("M:") else "M:4/4"
     key = body.pop(0) if body and body[0].startswith("K:") else "K:Cmaj"
     head = [f"X:{index}", f"T:{title}"] + [f"% {c}" for c in (comments or [])]
@@ -313,6 +316,11 @@ class _Vocabulary:
         self.index = {t: i for i, t in enumerate(self.vocab)}
         self.vocab_size = len(self.vocab)
         self.bos, self.eos = self.index[BOS], self.index[EOS]
+        from genlab.music.describe import DESCRIPTION_TOKEN
+
+        # which ids are description words (a model trained with --descriptions reads them before a tune)
+        self.description_mask = np.array([t.startswith(DESCRIPTION_TOKEN) for t in self.vocab], dtype=bool)
+        self.described = bool(self.description_mask.any())
 
     def ids(self, tokens: list[str]) -> np.ndarray:
         try:
@@ -342,7 +350,10 @@ class AbcTokenizer(_Vocabulary):
         return self.ids(abc_to_tokens(abc))
 
     def encode_prompt(self, prompt: str) -> np.ndarray:
-        """A prompt: header fields (`M:6/8 K:Dmaj`) and optionally the start of a body, or a whole tune."""
+        """A prompt: header fields (`M:6/8 K:Dmaj`) and optionally the start of a body, or a whole tune; for a
+        model trained with --descriptions, also a description ("a jig in G major"), which it reads after <s>."""
+        if self.described and prompt.strip() and not _ABC_START.match(prompt):
+            return self.ids([BOS] + self.description_prompt(prompt))
         try:
             tokens = prompt_tokens(prompt)
         except AbcError as e:
@@ -359,6 +370,22 @@ class AbcTokenizer(_Vocabulary):
                 f"({'keys' if kind == 'K:' else 'meters'} it knows: {known})"
             )
         return self.ids(tokens)
+
+    def description_prompt(self, prompt: str) -> list[str]:
+        """A description's tokens in this vocabulary; a word the model never read is a one-line error."""
+        from genlab.music.describe import DESCRIPTION_TOKEN, description_tokens
+
+        tokens = description_tokens(prompt)
+        if not tokens:
+            raise GenlabError(f"the prompt {prompt[:60]!r} has no words; describe a tune, e.g. 'a jig in G major'")
+        unknown = [t for t in tokens if t not in self.index]
+        if unknown:
+            n = len(DESCRIPTION_TOKEN)
+            known = " ".join(sorted(t[n:] for t in self.vocab if t.startswith(DESCRIPTION_TOKEN)))
+            raise GenlabError(f"this model never read the word(s) {', '.join(repr(t[n:]) for t in unknown[:5])} in "
+                              f"a description; describe the tune in its words ({known}), e.g. 'a jig in G major', "
+                              "or give an ABC header such as 'M:6/8 K:Gmaj'")
+        return tokens
 
     def save(self, path: Path) -> None:
         atomic_write_text(path, json.dumps({"kind": "abc", "vocab": self.vocab}, ensure_ascii=False))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from genlab.errors import GenlabError
 from genlab.modalities import LoadedRun, Modality
 
 
@@ -37,6 +38,9 @@ class TextModality(Modality):
     def open_data(self, source: str, cfg, block_size: int | None, preprocessing=None):
         from genlab.text.data import open_text
 
+        if getattr(cfg, "descriptions", False):
+            raise GenlabError(f"--descriptions describes ABC tunes by their headers (text-to-music); {source} is not "
+                              "music: train on music:folk or a folder of .abc files")
         if getattr(cfg, "chat", False):  # conversations, the loss on the assistant's turns (genlab finetune --chat)
             from genlab.text.chat import open_chat
 

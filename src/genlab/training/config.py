@@ -72,6 +72,9 @@ class TrainConfig:
     # code (text): the share of training windows cut into prefix, suffix and middle and trained in that order
     # between sentinel tokens, so the model can fill in the middle (StarCoder's and Code Llama's FIM)
     fim_rate: float | None = None
+    # text-to-music: each ABC tune is read after a description of it from its own header ("a jig in G major"), so
+    # that genlab sample --prompt can describe the tune wanted (genlab.music.describe)
+    descriptions: bool = False
     # alignment (genlab align): what replaces the family's loss, e.g. {"method": "dpo", "beta": 0.1}, with the
     # sha256 of the preference pairs once they are read
     objective: dict[str, Any] | None = None
