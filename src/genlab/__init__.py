@@ -7,9 +7,9 @@
 
 __version__ = "0.1.0"
 
-_API = ("align", "card", "detect", "evaluate", "export", "feedback_export", "feedback_import", "finetune",
+_API = ("align", "card", "describe", "detect", "evaluate", "export", "feedback_export", "feedback_import", "finetune",
         "import_run", "info", "inspect", "leaderboard", "list_runs", "load", "merge", "presets", "rate", "report",
-        "reward", "reward_accuracy", "sample", "serve", "train")
+        "prompt_from", "reward", "reward_accuracy", "sample", "serve", "train")
 
 
 def __getattr__(name: str):

@@ -335,6 +335,21 @@ def sample(run: RunPath, prompt: str = "", **controls: Any):
     return m.generate(**controls)
 
 
+def describe(path: RunPath):
+    """A tune, a captioned image or a text file in words and facts (a genlab.modalities.Description)."""
+    from genlab.modalities import describe_file
+
+    return describe_file(path)
+
+
+def prompt_from(model, path: RunPath):
+    """What of a file's description a loaded model (api.load) can take as its prompt: a Translation with the
+    prompt, and in words what carried over and what did not."""
+    from genlab.modalities import get_modality
+
+    return get_modality(model.modality).prompt_from(describe(path), model)
+
+
 def evaluate(run: RunPath, data: str | None = None, *, split: str | None = None, block_size: int | None = None,
              max_tokens: int | None = None, device: str = "auto", precision: str = "fp32", **sampling: Any) -> dict:
     """Measure a run on its own held-out data (or on `data`) and keep the figures in RUN/metrics.json, under

@@ -190,6 +190,26 @@ class Sampler:
         return None
 
 
+@dataclass
+class Description:
+    """What a file holds, in words and in facts (genlab describe): the text another modality's model can take
+    as its prompt, through that modality's prompt_from."""
+
+    path: str
+    modality: str  # the modality that described it
+    text: str
+    facts: dict
+
+
+@dataclass
+class Translation:
+    """A description turned into a prompt one model can take, and in words what carried over and what did not."""
+
+    prompt: str
+    carried: str
+    dropped: str
+
+
 class Modality:
     """What every modality offers; `genlab.modalities.registry()` holds one object of each."""
 
@@ -264,6 +284,21 @@ class Modality:
         """The model card's bias section, from the run's own evaluation where it measured any."""
         return ["- it learned whatever its training data over- or under-represents, and its samples repeat it; "
                 "the data has no labels to measure that balance against"]
+
+    # the files genlab describe reads as this modality's (the lower-case suffixes)
+    describes: ClassVar[tuple[str, ...]] = ()
+
+    def describe_file(self, path: Path) -> Description:
+        """A file of one of `describes` in words and facts."""
+        raise NotImplementedError
+
+    def prompt_from(self, description: Description, sampler: Sampler) -> Translation:
+        """A description (of a file of any modality) as a prompt this modality's model can take; what cannot
+        carry over is said in `dropped`, and a description with nothing to carry is a one-line error."""
+        if description.modality == self.name or description.modality == "text":
+            return Translation(description.text, "the whole description", "nothing")
+        raise GenlabError(f"a {self.name} model takes no prompt from a {description.modality} file; give it text "
+                          "(--prompt) or a file of its own kind")
 
     def check_evaluation(self, precision: str, options: dict[str, Any]) -> dict[str, Any]:
         """The given options this modality's evaluate() takes; any other given option is a one-line error
@@ -370,6 +405,19 @@ def registry() -> dict[str, Modality]:
     from genlab.text import TextModality
 
     return {m.name: m for m in (ImageModality(), MusicModality(), TextModality())}
+
+
+def describe_file(path: str | os.PathLike) -> Description:
+    """A file in words, by the modality whose `describes` holds its suffix (genlab describe, --prompt-from)."""
+    path = Path(path)
+    kinds = {m.name: m for m in registry().values() if path.suffix.lower() in m.describes}
+    if not kinds:
+        known = ", ".join(f"{' '.join(m.describes)} ({m.name})" for m in registry().values() if m.describes)
+        raise GenlabError(f"genlab cannot describe a {path.suffix or 'suffix-less'} file ({path.name}); it reads "
+                          f"{known}")
+    if not path.is_file():
+        raise GenlabError(f"{path} does not exist; give the path of a file to describe")
+    return next(iter(kinds.values())).describe_file(path)
 
 
 def get_modality(name: str) -> Modality:

@@ -257,3 +257,19 @@ def test_the_server_draws_a_caption_and_refuses_a_bad_one(two_captions):
             assert bad.status_code == code and says in bad.json()["error"]["message"], bad.text
     finally:
         running.stop()
+
+
+def test_a_captioned_run_fine_tunes_in_its_own_words(two_captions, tmp_path):
+    run, _ = two_captions
+    folder = tmp_path / "ones"
+    captioned_digits(folder, per_class=20)
+    child = genlab.finetune(run, str(folder), out=str(tmp_path / "child"), max_steps=3, eval_interval=3, quiet=True)
+    parent_words = (run / "caption_tokenizer.json").read_text()
+    assert (child / "caption_tokenizer.json").read_text() == parent_words  # the parent's vocabulary, kept
+    m = genlab.load(child)
+    assert m.captioned and len(m.generate(num_samples=2, seed=0, prompt="a one", steps=2)) == 2
+    rows = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines()]
+    rows[0]["text"] = "a purple zero"
+    (folder / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(GenlabError, match="never read .*'purple'.*keeps its parent's caption vocabulary"):
+        genlab.finetune(run, str(folder), out=str(tmp_path / "child2"), max_steps=1, quiet=True)

@@ -7,6 +7,7 @@ and how its outputs are shown; this module only passes on what the user gave.
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -76,12 +77,23 @@ def given_controls(a, leave_out: tuple[str, ...] = ()) -> dict:
 
 
 def add_parsers(sub) -> None:
+    p = sub.add_parser("describe", help="describe a tune, a captioned image or a text in words (the text one "
+                       "model's output gives another as its prompt: genlab sample RUN --prompt-from FILE)")
+    p.set_defaults(handler=run_describe)
+    p.add_argument("file", help="a tune (.abc, .mid, .midi, .musicxml, .mxl), an image genlab drew from a caption "
+                   "or one with a .txt beside it (.png, .jpg), or a .txt/.md")
+    p.add_argument("--json", action="store_true", help="print the description and its facts as one JSON object")
+
     p = sub.add_parser("sample", help="generate from a trained run")
     p.set_defaults(handler=run)
     p.add_argument("run", help="run directory")
     p.add_argument("--prompt", default=None,
                    help="text to continue, - to read it from standard input (music: a header such as 'M:6/8 K:Dmaj')")
     p.add_argument("--prompt-file", metavar="FILE", default=None, help="read the prompt from this UTF-8 file")
+    p.add_argument("--prompt-from", metavar="FILE", default=None,
+                   help="one modality conditioning another: describe FILE (a tune .abc/.mid, a captioned image, a "
+                   ".txt) as genlab describe does and prompt this model with what of it the model can take; what "
+                   "carried over is printed on stderr")
     p.add_argument("--suffix", default=None, help="code: fill in the middle between --prompt and this text (a "
                    "model trained with --fim-rate); backslash escapes as for --stop")
     p.add_argument("--truncate-prompt", action="store_true", default=None,
@@ -117,8 +129,15 @@ def run(a, argv: list[str]) -> None:
     from genlab import api
 
     a.prompt = read_prompt(a.prompt, a.prompt_file)
+    if a.prompt_from is not None and a.prompt is not None:
+        raise GenlabError("give the prompt once: --prompt(-file) or --prompt-from, not both")
     m = api.load(a.run, checkpoint=a.checkpoint, device=a.device, precision=a.precision,
                  content_filter=a.content_filter)
+    if a.prompt_from is not None:
+        translation = api.prompt_from(m, a.prompt_from)
+        a.prompt = translation.prompt
+        print(f"genlab: prompt from {a.prompt_from}: {translation.prompt!r}\n  carried over: {translation.carried}"
+              f"\n  not carried: {translation.dropped}", file=sys.stderr)
     given = given_controls(a)
     m.check_controls(given)
     if a.renderer is not None and "renderer" not in m.write_options:
@@ -148,6 +167,17 @@ def run(a, argv: list[str]) -> None:
             paths = m.write(outputs, out_dir, **options)
             print(m.summary(outputs, paths, out_dir))
     print(f"(seed {m.last_seed})", file=sys.stderr)
+
+
+def run_describe(a, argv: list[str]) -> None:
+    from genlab import api
+
+    d = api.describe(a.file)
+    if a.json:
+        print(json.dumps({"file": d.path, "modality": d.modality, "description": d.text, "facts": d.facts},
+                         ensure_ascii=False))
+    else:
+        print(d.text)
 
 
 def unescape(text: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from genlab.errors import GenlabError
-from genlab.modalities import LoadedRun, Modality
+from genlab.modalities import Description, LoadedRun, Modality, Translation
 
 
 class ImageModality(Modality):
@@ -55,7 +55,49 @@ class ImageModality(Modality):
 
     def load_preprocessing(self, run_dir: Path, config: dict):
         """The image size, colour and classes, and whether the model reads labels: what a fine-tune keeps."""
-        return {**config["images"], "conditional": bool(config["model"].get("conditional"))}
+        preprocessing = {**config["images"], "conditional": bool(config["model"].get("conditional"))}
+        if config["model"].get("captions"):  # a fine-tune reads its captions in the parent's words
+            from genlab.images.captions import CaptionTokenizer
+
+            preprocessing["caption_tokenizer"] = CaptionTokenizer.load(run_dir, config["model"]["caption_length"])
+        return preprocessing
+
+    describes = (".png", ".jpg", ".jpeg")
+
+    def describe_file(self, path: Path) -> Description:
+        """An image's caption: the prompt genlab drew it from (kept in the PNG), or the .txt beside it."""
+        from genlab.images.captions import image_caption
+        from genlab.images.scenes import parse_caption
+
+        caption = image_caption(path)
+        try:
+            spec = parse_caption(caption)
+            facts = {"digits": list(spec.digits), "arrangement": spec.arrangement, "sizes": list(spec.sizes),
+                     "inverted": spec.inverted}
+        except GenlabError:
+            facts = {}  # a caption of the user's own: its words are all there is
+        return Description(str(path), self.name, caption, facts)
+
+    def prompt_from(self, description: Description, sampler) -> Translation:
+        """A tune as a digit scene: the first two different digits of its meter and then of the rest of its
+        description, side by side, on a background its mode picks (black for major, white for minor)."""
+        from genlab.images.scenes import LayoutSpec, captions
+
+        facts = description.facts
+        if description.modality == "music":
+            numbers = (facts.get("meter") or "") + " " + description.text
+            digits = list(dict.fromkeys(int(c) for c in numbers if c.isdigit()))[:2]
+            if len(digits) < 2:
+                raise GenlabError(f"the description of {description.path} holds fewer than two different digits "
+                                  f"({description.text!r}), and its numbers are what a digit scene can show")
+            minor = facts.get("mode") in ("minor", "dorian", "phrygian", "locrian")
+            spec = LayoutSpec(tuple(digits), "row", ("small", "small"))  # its first phrasing leaves black unsaid
+            caption = captions(spec)[0] + (", on a white background" if minor else ", on a black background")
+            return Translation(caption, f"the numbers {digits[0]} and {digits[1]} (from its meter "
+                               f"{facts.get('meter')} first), its {facts.get('mode') or 'unsaid'} mode as the "
+                               f"{'white' if minor else 'black'} background",
+                               "its key, tune type, tempo, contour and title (a digit scene has no way to show them)")
+        return super().prompt_from(description, sampler)
 
     def sampler(self, run: LoadedRun):
         from genlab.images.sample import ImageModel

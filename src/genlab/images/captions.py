@@ -210,6 +210,19 @@ class CaptionTokenizer:
                               f"so the prompt cannot say what it means; use the words of its captions "
                               f"({self.vocab_size - 3} words: {known}, ...)")
 
+    def check_training_captions(self, captions: list[str], source: str) -> None:
+        """Refuse, in one line, fine-tuning captions the parent's encoder cannot read: unknown words, or longer
+        than its longest training caption (its positions)."""
+        unknown = list(dict.fromkeys(w for c in captions for w in self.unknown_words(c)))
+        if unknown:
+            raise GenlabError(f"the captions of {source} use {len(unknown)} word(s) the model never read "
+                              f"({', '.join(map(repr, unknown[:6]))}); a fine-tune keeps its parent's caption "
+                              "vocabulary, so caption the images in its words or train a new model with --captions")
+        longest = max((len(e.ids) for e in self.tokenizer.encode_batch(captions)), default=0)
+        if longest + 1 > self.max_length:
+            raise GenlabError(f"a caption of {source} is {longest} words long and the model reads at most "
+                              f"{self.max_length - 1}; shorten it or train a new model with --captions")
+
     def encode(self, captions: list[str]):
         """(N, max_length) int64 ids: [CLS], the words, then [PAD]; a caption longer than max_length is cut."""
         import torch
@@ -231,3 +244,30 @@ class CaptionTokenizer:
         from genlab.text.tokenizer import read_hf_tokenizer
 
         return cls(read_hf_tokenizer(run_dir / CAPTION_TOKENIZER), max_length)
+
+
+def image_caption(path: Path) -> str:
+    """The caption of one image: the prompt genlab drew it from (its PNG's provenance record), else the .txt
+    beside it (the captioned-folder convention)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            record = getattr(im, "text", {}).get("genlab")
+    except (OSError, UnidentifiedImageError):
+        raise GenlabError(f"{path} is not an image Pillow can read; give a PNG or JPEG") from None
+    if record:
+        try:
+            said = json.loads(record)
+            prompt = said.get("prompt") or said.get("controls", {}).get("prompt")  # one image's, or all's
+        except (json.JSONDecodeError, AttributeError):
+            prompt = None
+        if isinstance(prompt, str) and prompt.strip():
+            return prompt.strip()
+    beside = path.with_suffix(".txt")
+    if beside.is_file():
+        text = beside.read_text(encoding="utf-8", errors="replace").strip()
+        if text:
+            return text
+    raise GenlabError(f"{path} has no caption: genlab reads the prompt a captioned model drew it from (kept in the "
+                      f"PNG it wrote) or a .txt beside it ({beside.name}); write one")

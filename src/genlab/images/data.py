@@ -228,7 +228,7 @@ class ImageData:
     def __init__(self, source: str, train: np.ndarray, train_labels: np.ndarray, val: np.ndarray,
                  val_labels: np.ndarray, class_names: list[str], augment: tuple[str, ...] = (),
                  skipped: dict | None = None, folder: dict | None = None,
-                 captions: tuple[list[list[str]], list[list[str]]] | None = None):
+                 captions: tuple[list[list[str]], list[list[str]]] | None = None, caption_tokenizer=None):
         self.source = source
         self.skipped = dict(skipped or {})  # reason -> files of the source left out
         self.folder = dict(folder or {})  # a folder source: extensions chosen, files by extension, folders left out
@@ -247,7 +247,12 @@ class ImageData:
             from genlab.images.captions import CaptionTokenizer
 
             h.update(json.dumps(captions).encode())
-            self.caption_tokenizer = CaptionTokenizer.fit([c for options in captions[0] for c in options if c])
+            said = [c for options in captions[0] for c in options if c]
+            if caption_tokenizer is None:
+                self.caption_tokenizer = CaptionTokenizer.fit(said)
+            else:  # a fine-tune: the parent's words, which its caption encoder was trained on
+                caption_tokenizer.check_training_captions(said, source)
+                self.caption_tokenizer = caption_tokenizer
             self._caption_ids = [self._phrasings(options) for options in captions]  # (N, P, L) per split
         self.content_hash = h.hexdigest()
 
@@ -457,7 +462,8 @@ def open_images(source: str, *, image_size: int | None = None, color: str = "aut
         if texts is not None:
             raise GenlabError("--exclude-labels leaves out classes, and captioned images have none; drop it")
         (train, tl), (val, vl) = _leave_out(names, exclude_labels, (train, tl), (val, vl))
-    return ImageData(source, train, tl, val, vl, names, aug, skipped, read, captions=texts if captions else None)
+    return ImageData(source, train, tl, val, vl, names, aug, skipped, read, captions=texts if captions else None,
+                     caption_tokenizer=(parent or {}).get("caption_tokenizer"))
 
 
 def _parent_labels(source: str, names: list[str], parent: dict, labels: tuple[np.ndarray, ...]):

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from genlab.modalities import LoadedRun, Modality
+from genlab.errors import GenlabError
+from genlab.modalities import Description, LoadedRun, Modality, Translation
 
 
 class MusicModality(Modality):
@@ -50,6 +51,38 @@ class MusicModality(Modality):
         from genlab.music.tokenizers import load_music_tokenizer
 
         return load_music_tokenizer(config["tokenizer"]["kind"], Path(run_dir) / "tokenizer.json")
+
+    describes = (".abc", ".mid", ".midi", ".musicxml", ".mxl")
+
+    def describe_file(self, path: Path) -> Description:
+        from genlab.music.describe import FULL, describe, describe_tune_file
+
+        facts = describe_tune_file(path)
+        return Description(str(path), self.name, describe(facts, FULL), facts.to_dict())
+
+    def prompt_from(self, description: Description, sampler) -> Translation:
+        """A tune's key, mode, meter and type in the words a --descriptions model read; an image's digits as a
+        meter and its background as a mode."""
+        from genlab.music.describe import BACKGROUND_KEYS, describe, facts_from_dict, meter_from_digits
+
+        facts = description.facts
+        if description.modality == self.name:
+            said = describe(facts_from_dict(facts), 1)  # the training phrasing that names type, key and meter
+            return Translation(said, "its tune type, key, mode and meter",
+                               "its title, tempo, pitch range and contour (no model here reads words for them)")
+        if "digits" in facts:  # a digit scene's caption
+            meter = meter_from_digits(facts["digits"])
+            if meter is None:
+                raise GenlabError(f"the digits {', '.join(map(str, facts['digits']))} of {description.path} spell no "
+                                  "meter (one of them must be 2, 4 or 8 for the note value), and a meter is what "
+                                  "carries from a digit scene to a tune")
+            key = BACKGROUND_KEYS[bool(facts.get("inverted"))]
+            return Translation(f"a tune in {meter} in {key}",
+                               f"its digits as the meter {meter}, its {'white' if facts.get('inverted') else 'black'} "
+                               f"background as {key.split()[1]}",
+                               f"the digits' places and sizes; the tonic {key.split()[0]} is genlab's choice, not the "
+                               "image's")
+        return super().prompt_from(description, sampler)
 
     def sampler(self, run: LoadedRun):
         from genlab.music.sample import MusicModel

@@ -36,6 +36,7 @@ The bench computes these rates over samples and against an unconditioned model's
 from __future__ import annotations
 
 import collections
+import itertools
 import random
 import re
 from collections.abc import Mapping, Sequence
@@ -430,6 +431,44 @@ def training_description(abc: str, rng: random.Random) -> str | None:
     if not (facts.key or facts.meter or facts.rhythm):
         return None
     return describe(facts, rng.choice(TRAINING_PHRASINGS))
+
+
+def describe_tune_file(path: Path) -> TuneFacts:
+    """The facts of a tune file: an ABC file's header and notes; a MIDI or MusicXML file's notes, meter and
+    tempo as music21 reads them, with music21's key analysis as its key (such files seldom say one)."""
+    from genlab.music.convert import ConversionError, parse_score_file
+
+    if path.suffix.lower() == ".abc":
+        data = path.read_bytes()
+        return facts_from_abc(data.decode("utf-8", errors="replace"), notes=True)
+    try:
+        score = parse_score_file(path)
+    except ConversionError as e:
+        raise GenlabError(f"{e}; give a MIDI, MusicXML or ABC file music21 can read") from None
+    facts = analysed_facts(score, notes=True)
+    marks = score.metronomeMarkBoundaries()
+    tempo = float(marks[0][2].getQuarterBPM()) if marks and marks[0][2].number is not None else None
+    return replace(facts, key=facts.analysed_key, mode=facts.analysed_mode, tempo=tempo)
+
+
+def facts_from_dict(facts: Mapping) -> TuneFacts:
+    """A TuneFacts from its to_dict() (the properties it adds are left out)."""
+    names = TuneFacts.__dataclass_fields__
+    return TuneFacts(**{k: v for k, v in facts.items() if k in names})
+
+
+# An image's digits become a tune's meter when they spell one: the lower number a note value
+DENOMINATORS = (2, 4, 8)
+# The background picks the mode, and a tonic with it (the image has none to give): genlab's choice, said as such
+BACKGROUND_KEYS = {False: "G major", True: "E minor"}  # white ink on black, black ink on white
+
+
+def meter_from_digits(digits: Sequence[int]) -> str | None:
+    """The first meter two of the digits spell in reading order (3, 4 -> 3/4; 8, 6 -> 6/8), or None."""
+    for a, b in itertools.permutations(digits, 2):
+        if a >= 1 and b in DENOMINATORS:
+            return f"{a}/{b}"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -100,7 +100,9 @@ class MusicModel(TokenWatermarking, Sampler):
             raise GenlabError(f"the prompt is {len(ids)} tokens but this model's context is {limit}; shorten it")
         generator, seed = make_generator(s.seed, self.device)
         self.last_seed = seed
+        described = bool(self.tokenizer.description_mask[ids.tolist()].any())  # the ABC will not hold the words
         self.last_controls = {**{k: v for k, v in controls.items() if v is not None}, "constraint": constrained,
+                              **({"prompt": prompt.strip()} if described else {}),
                               **({"watermark": mark.about()} if mark else {})}  # the key's id, never the key
         n = s.num_samples
         if constrained and self._constraint is None:

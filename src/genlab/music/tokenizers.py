@@ -357,6 +357,11 @@ class AbcTokenizer(_Vocabulary):
         try:
             tokens = prompt_tokens(prompt)
         except AbcError as e:
+            if not _ABC_START.match(prompt):
+                raise GenlabError(
+                    f"this model was trained without --descriptions, so it reads a prompt as ABC, and {prompt[:60]!r} "
+                    "is not; give a header such as 'M:6/8 K:Gmaj', or train with --descriptions to prompt in words "
+                    "('a jig in G major')") from None
             raise GenlabError(
                 f"the prompt {prompt!r} is not valid ABC for this model ({e}); "
                 "write e.g. 'M:6/8 K:Dmaj' optionally followed by notes such as '|: A2 d'"

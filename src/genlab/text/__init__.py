@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from genlab.errors import GenlabError
-from genlab.modalities import LoadedRun, Modality
+from genlab.modalities import Description, LoadedRun, Modality, Translation
 
 
 class TextModality(Modality):
@@ -48,6 +48,21 @@ class TextModality(Modality):
         return open_text(source, block_size=block_size, tokenizer=cfg.tokenizer, vocab_size=cfg.vocab_size,
                          val_fraction=cfg.val_fraction, extensions=cfg.extensions, given=preprocessing,
                          fim_rate=getattr(cfg, "fim_rate", None))
+
+    describes = (".txt", ".md")
+    MAX_DESCRIPTION_CHARS = 4000  # a prompt, not a document
+
+    def describe_file(self, path: Path) -> Description:
+        text = path.read_bytes().decode("utf-8", errors="replace").strip()
+        if not text:
+            raise GenlabError(f"{path} is empty; write the description in it")
+        if len(text) > self.MAX_DESCRIPTION_CHARS:
+            raise GenlabError(f"{path} is {len(text)} characters; a description to prompt with is at most "
+                              f"{self.MAX_DESCRIPTION_CHARS}")
+        return Description(str(path), self.name, text, {})
+
+    def prompt_from(self, description: Description, sampler) -> Translation:
+        return Translation(description.text, "the whole description, as text", "nothing")
 
     def load_preprocessing(self, run_dir: Path, config: dict):
         from genlab.text.tokenizer import AddedTokens, load_tokenizer
