@@ -74,17 +74,21 @@ def sample(m, prompts: list[str], guidance: float, steps: int, seed: int) -> tup
     return images, time.perf_counter() - t0
 
 
+def trained(run: str | None, out: Path, what: str, data: str, minutes: float, **settings) -> tuple[str, float | None]:
+    """The given run, or one trained on `data` for `minutes` into `out`, and its training wall time (None if given)."""
+    if run is not None:
+        return run, None
+    say(f"training {what} on {data} for {minutes} minutes -> {out}")
+    t0 = time.perf_counter()
+    api.train(data, max_minutes=minutes, out=str(out), seed=0, quiet=True, **settings)
+    return str(out), time.perf_counter() - t0
+
+
 def image_bench(args) -> dict:
-    train_s = None
-    run = args.run
-    if run is None:
-        run = str(Path(args.out) / "scenes")
-        say(f"training a captioned diffusion model on images:digit-scenes for {args.minutes} minutes -> {run}")
-        t0 = time.perf_counter()
-        api.train("images:digit-scenes", family="diffusion", captions=True, width=args.width,
-                  batch_size=args.batch_size, max_minutes=args.minutes, eval_interval=500, out=run, seed=0,
-                  snr_gamma=args.snr_gamma, coords=args.coords or None, quiet=True)
-        train_s = time.perf_counter() - t0
+    run, train_s = trained(args.run, Path(args.out) / "scenes", "a captioned diffusion model", "images:digit-scenes",
+                           args.minutes, family="diffusion", captions=True, width=args.width,
+                           batch_size=args.batch_size, eval_interval=500, snr_gamma=args.snr_gamma,
+                           coords=args.coords or None)
     m = api.load(run)
     if not m.captioned:
         raise SystemExit(f"{run} was not trained with --captions")
@@ -183,31 +187,22 @@ def judge(m, tunes, prompts: list[str]) -> tuple[list[dict], list[bool]]:
 
 
 def music_bench(args) -> dict:
-    train_s = None
-    run = args.music_run
-    if run is None:
-        run = str(Path(args.out) / "folk")
-        say(f"training a GPT on music:folk with --descriptions for {args.music_minutes} minutes -> {run}")
-        t0 = time.perf_counter()
-        api.train("music:folk", family="gpt", tokenizer="abc", descriptions=True, max_minutes=args.music_minutes,
-                  out=run, seed=0, quiet=True)
-        train_s = time.perf_counter() - t0
+    run, train_s = trained(args.music_run, Path(args.out) / "folk", "a GPT with --descriptions", "music:folk",
+                           args.music_minutes, family="gpt", tokenizer="abc", descriptions=True)
     m = api.load(run)
     if not getattr(m.tokenizer, "described", False):
         raise SystemExit(f"{run} was not trained with --descriptions")
     prompts = held_out_descriptions(m, args.music_num)
     controls = dict(temperature=args.temperature, max_new_tokens=512)
     t0 = time.perf_counter()
-    tunes = []
     by_prompt: dict[str, list[int]] = {}
     for i, p in enumerate(prompts):
         by_prompt.setdefault(p, []).append(i)
-    slots: list = [None] * len(prompts)
+    tunes: list = [None] * len(prompts)
     for k, (p, where) in enumerate(by_prompt.items()):  # one batch per distinct prompt
         drawn = m.tunes(p, num_samples=len(where), seed=100 + k, **controls)
         for i, tune in zip(where, drawn, strict=True):
-            slots[i] = tune
-    tunes = slots
+            tunes[i] = tune
     sample_s = time.perf_counter() - t0
     free = m.tunes("", num_samples=len(prompts), seed=7, **controls)  # the chance baseline
     say(f"  sampled {len(prompts)} prompted and {len(free)} unprompted tunes; judging them with music21")

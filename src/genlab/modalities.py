@@ -410,14 +410,14 @@ def registry() -> dict[str, Modality]:
 def describe_file(path: str | os.PathLike) -> Description:
     """A file in words, by the modality whose `describes` holds its suffix (genlab describe, --prompt-from)."""
     path = Path(path)
-    kinds = {m.name: m for m in registry().values() if path.suffix.lower() in m.describes}
-    if not kinds:
+    reader = next((m for m in registry().values() if path.suffix.lower() in m.describes), None)
+    if reader is None:
         known = ", ".join(f"{' '.join(m.describes)} ({m.name})" for m in registry().values() if m.describes)
         raise GenlabError(f"genlab cannot describe a {path.suffix or 'suffix-less'} file ({path.name}); it reads "
                           f"{known}")
     if not path.is_file():
         raise GenlabError(f"{path} does not exist; give the path of a file to describe")
-    return next(iter(kinds.values())).describe_file(path)
+    return reader.describe_file(path)
 
 
 def get_modality(name: str) -> Modality:

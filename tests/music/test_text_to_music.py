@@ -185,14 +185,16 @@ def test_describe_a_tune_and_a_captioned_image_and_refuse_other_kinds(tmp_path):
 
 def test_a_tune_prompts_a_digit_scene_and_a_scene_prompts_a_tune(described, tmp_path):
     from genlab.modalities import Description, get_modality
+    from genlab.music.describe import TuneFacts
 
     tune = Description("t.abc", "music", "a jig in G major, in 6/8", {"meter": "6/8", "mode": "major", "key": "G"})
     into_image = get_modality("images").prompt_from(tune, None)
     assert into_image.prompt == "a small 6 to the left of a small 8, on a black background"
     assert "its key, tune type" in into_image.dropped
     minor = Description("t.abc", "music", "a reel in E minor, in 4/4, spanning D4 to B5",
-                        {"meter": "4/4", "mode": "minor"})
-    assert get_modality("images").prompt_from(minor, None).prompt.startswith("a small 4 to the left of a small 5")
+                        TuneFacts(key="E", mode="minor", meter="4/4").to_dict())
+    assert get_modality("images").prompt_from(minor, None).prompt == \
+        "a small 4 to the left of a small 5, on a white background"
 
     run, _ = described
     image = tmp_path / "scene.png"

@@ -90,7 +90,7 @@ class ImageModality(Modality):
             if len(digits) < 2:
                 raise GenlabError(f"the description of {description.path} holds fewer than two different digits "
                                   f"({description.text!r}), and its numbers are what a digit scene can show")
-            minor = facts.get("mode") in ("minor", "dorian", "phrygian", "locrian")
+            minor = bool(facts.get("minor_like"))  # the music wing's reading of its mode
             spec = LayoutSpec(tuple(digits), "row", ("small", "small"))  # its first phrasing leaves black unsaid
             caption = captions(spec)[0] + (", on a white background" if minor else ", on a black background")
             return Translation(caption, f"the numbers {digits[0]} and {digits[1]} (from its meter "

@@ -145,8 +145,13 @@ class TuneFacts:
         """Whether the facts give a non-trivial description: key, mode and meter at least."""
         return bool(self.key and self.mode and self.meter)
 
+    @property
+    def minor_like(self) -> bool:
+        """Whether the mode's third is minor (minor, dorian, phrygian, locrian)."""
+        return self.mode in MINOR_LIKE
+
     def to_dict(self) -> dict:
-        return {**asdict(self), "slow": self.slow, "title_words": list(self.title_words)}
+        return {**asdict(self), "slow": self.slow, "minor_like": self.minor_like, "title_words": list(self.title_words)}
 
 
 def _beat_quarters(meter: str | None) -> float:
@@ -439,8 +444,9 @@ def describe_tune_file(path: Path) -> TuneFacts:
     from genlab.music.convert import ConversionError, parse_score_file
 
     if path.suffix.lower() == ".abc":
-        data = path.read_bytes()
-        return facts_from_abc(data.decode("utf-8", errors="replace"), notes=True)
+        from genlab.music.data import _abc_text
+
+        return facts_from_abc(_abc_text(path), notes=True)
     try:
         score = parse_score_file(path)
     except ConversionError as e:
